@@ -1,0 +1,373 @@
+/*
+ * klc.h — the whole public API of klc, and its specification.
+ *
+ * klc fine-tunes autoregressive language models toward what their users want without
+ * catastrophic forgetting: reward maximisation with a KL penalty to the original model
+ * (KL-control) and distribution matching toward an explicit target distribution
+ * (DPG, GDC, GDC++, f-DPG). This header is the only one a program includes.
+ *
+ * Conventions, which hold for every function below unless its comment says otherwise:
+ *  - Functions return KLC_OK (0) or a negative klc_status. After a failure,
+ *    klc_last_error() (thread-local) says what went wrong, where and why. A failed call
+ *    leaves its handle usable and unchanged unless its comment says which state changed.
+ *  - Constructors write the new handle to *out and return a status; on failure *out is
+ *    set to NULL. Destroy functions accept NULL.
+ *  - Options are structs whose first field is `version`; fill one with
+ *    klc_<thing>_options_init(&o, KLC_<THING>_OPTIONS_VERSION), then change fields.
+ *    Fields are only ever appended, so an older caller keeps working.
+ *  - Pointers returned by a handle are borrowed and stay valid until the handle is
+ *    destroyed or the comment says otherwise. Bulk data goes into caller buffers.
+ *  - One thread per handle at a time; distinct handles are independent. klc keeps no
+ *    global mutable state of its own. OpenBLAS's thread count is process-wide: klc sets
+ *    it only through klc_set_num_threads().
+ *  - No varargs and no structs passed by value, so that FFI callers can use everything.
+ */
+#ifndef KLC_H
+#define KLC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KLC_BUILDING_LIBRARY) && defined(__GNUC__)
+#define KLC_API __attribute__((visibility("default")))
+#else
+#define KLC_API
+#endif
+
+/* ------------------------------------------------------------------------------------ */
+/* Versions                                                                             */
+/* ------------------------------------------------------------------------------------ */
+
+#define KLC_VERSION_MAJOR 0
+#define KLC_VERSION_MINOR 1
+#define KLC_VERSION_PATCH 0
+#define KLC_VERSION_STRING "0.1.0"
+/* (major << 16) | (minor << 8) | patch, comparable with integer operators. */
+#define KLC_VERSION ((KLC_VERSION_MAJOR << 16) | (KLC_VERSION_MINOR << 8) | KLC_VERSION_PATCH)
+
+/* The version of the library actually loaded, in the KLC_VERSION encoding. */
+KLC_API uint32_t klc_version(void);
+/* The same as a string, e.g. "0.1.0". Static storage. */
+KLC_API const char *klc_version_string(void);
+
+/* ------------------------------------------------------------------------------------ */
+/* Status codes and errors                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+typedef enum klc_status {
+    KLC_OK = 0,
+    KLC_ERR_INVALID_ARGUMENT = -1, /* a NULL, out-of-range or inconsistent argument */
+    KLC_ERR_OUT_OF_MEMORY = -2,    /* the allocator returned NULL */
+    KLC_ERR_IO = -3,               /* a file could not be opened, read, written or renamed */
+    KLC_ERR_FORMAT = -4,           /* a file's content is malformed, corrupt or hostile */
+    KLC_ERR_UNSUPPORTED = -5,      /* well-formed input that klc does not handle */
+    KLC_ERR_STATE = -6,            /* the call is not valid in the handle's current state */
+    KLC_ERR_CALLBACK = -7,         /* a user callback returned non-zero */
+    KLC_ERR_NUMERIC = -8,          /* a computation produced NaN or diverged */
+    KLC_ERR_CONFIG = -9,           /* a configuration is invalid (see klc_last_error) */
+    KLC_ERR_INTERNAL = -100        /* a bug in klc: please report it with the message */
+} klc_status;
+
+/* The name of a status, e.g. "KLC_ERR_FORMAT". Static storage; unknown codes give
+ * "KLC_ERR_UNKNOWN". */
+KLC_API const char *klc_status_str(int status);
+
+/* The message of the last failed call on this thread: what, where and why, e.g.
+ * "model.safetensors: tensor 'h.0.attn.c_attn.weight': data_offsets [0, 12] out of
+ * bounds (data section is 8 bytes)". Empty when no call has failed on this thread.
+ * Valid until the next klc call on this thread. */
+KLC_API const char *klc_last_error(void);
+
+/* Clears the thread's last error message. */
+KLC_API void klc_clear_error(void);
+
+/* ------------------------------------------------------------------------------------ */
+/* Allocation                                                                           */
+/* ------------------------------------------------------------------------------------ */
+
+/* A caller-supplied allocator. Every handle created with one uses it for everything it
+ * allocates. alloc must return memory aligned to at least `alignment` bytes (a power of
+ * two, at most 4096) or NULL; free receives exactly what alloc returned with the size
+ * that was asked for. The allocator struct is copied; userdata must outlive the handle. */
+typedef struct klc_allocator {
+    void *(*alloc)(void *userdata, size_t size, size_t alignment);
+    void (*free)(void *userdata, void *ptr, size_t size);
+    void *userdata;
+} klc_allocator;
+
+/* ------------------------------------------------------------------------------------ */
+/* Threads                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+/* Sets the number of threads klc's OpenMP loops and OpenBLAS use, process-wide
+ * (klc is built on OpenBLAS's OpenMP variant so that both share one thread pool).
+ * n <= 0 restores the default (OMP_NUM_THREADS or the number of cores). This is the only
+ * place where klc changes process-wide state. */
+KLC_API int klc_set_num_threads(int n);
+/* The number of threads the next parallel region will use. */
+KLC_API int klc_get_num_threads(void);
+
+/* ------------------------------------------------------------------------------------ */
+/* Random numbers                                                                       */
+/* ------------------------------------------------------------------------------------ */
+
+/* klc's random numbers come from a counter-based generator (Philox4x32-10, Salmon et al.
+ * 2011): every number is a pure function of (seed, stream, step, sample, counter), so a
+ * value does not depend on how a batch is split into micro-batches, on the order in
+ * which sequences are processed, or (later) on the number of processes. The struct is
+ * the generator's whole state: a checkpoint saves it as plain data.
+ *
+ *   seed    the user's seed;
+ *   stream  what the numbers are for (KLC_STREAM_*), so that purposes never share draws;
+ *   step    the training step (or any outer counter the caller advances);
+ *   sample  the global index of the sequence within the step (an argument below);
+ *   counter the index of the number within that sequence (an argument below).
+ *
+ * The Philox key is a 64-bit hash of (seed, stream, step); the 128-bit Philox counter is
+ * (counter, sample). */
+typedef struct klc_rng {
+    uint64_t seed;
+    uint64_t stream;
+    uint64_t step;
+} klc_rng;
+
+enum {
+    KLC_STREAM_INIT = 1,    /* parameter initialisation */
+    KLC_STREAM_DROPOUT = 2, /* dropout masks */
+    KLC_STREAM_SAMPLE = 3,  /* ancestral sampling */
+    KLC_STREAM_DATA = 4,    /* shuffling and data order */
+    KLC_STREAM_USER = 1024  /* first stream number free for callers */
+};
+
+KLC_API void klc_rng_init(klc_rng *rng, uint64_t seed, uint64_t stream);
+/* Four independent uniform 32-bit words for (sample, counter). */
+KLC_API void klc_rng_words(const klc_rng *rng, uint64_t sample, uint64_t counter,
+                           uint32_t out[4]);
+/* A uniform double in [0, 1) with 53 random bits, from the block (sample, counter). */
+KLC_API double klc_rng_uniform(const klc_rng *rng, uint64_t sample, uint64_t counter);
+/* A standard normal (Box-Muller on the block (sample, counter)). */
+KLC_API double klc_rng_normal(const klc_rng *rng, uint64_t sample, uint64_t counter);
+
+/* ------------------------------------------------------------------------------------ */
+/* Sequences                                                                            */
+/* ------------------------------------------------------------------------------------ */
+
+/* A batch of token sequences, right-padded to max_len. Sequence i is
+ * tokens[i*max_len .. i*max_len + lengths[i] - 1]; what follows is padding and is never
+ * read as input (any value is allowed there). Positions count from each sequence's own
+ * start, so a right-padded sequence gets the same log-probabilities as alone.
+ *
+ * A sequence's first score_from[i] tokens are context (a prompt, or the end-of-text token
+ * GPT-2 uses as a beginning): the sequence log-probability sums the predictions of tokens
+ * score_from[i] .. lengths[i]-1. score_from may be NULL (every sequence starts scoring at
+ * token 1, since token 0 has no prediction); each value must be >= 1 and <= lengths[i].
+ *
+ * sample_ids (may be NULL: 0, 1, 2, ...) are the global indices of the sequences within
+ * the step; dropout masks are keyed by them, so that micro-batching does not change them. */
+typedef struct klc_seqs {
+    int32_t n_seq;
+    int32_t max_len;
+    const int32_t *tokens;     /* [n_seq * max_len] */
+    const int32_t *lengths;    /* [n_seq], each in 1..max_len */
+    const int32_t *score_from; /* [n_seq] or NULL */
+    const int64_t *sample_ids; /* [n_seq] or NULL */
+} klc_seqs;
+
+/* ------------------------------------------------------------------------------------ */
+/* The model: GPT-2                                                                     */
+/* ------------------------------------------------------------------------------------ */
+
+/* klc_model is the GPT-2 architecture exactly as Hugging Face's GPT2LMHeadModel computes
+ * it: token and learned position embeddings, pre-LayerNorm blocks, causal multi-head
+ * self-attention with the fused c_attn projection, GELU with the tanh approximation, a 4x
+ * MLP, a final LayerNorm and an LM head tied to the token embedding.
+ *
+ * Parameters live in one contiguous float block and gradients in another with the same
+ * layout; tensors are views into them, named and shaped as Hugging Face names them
+ * (without the "transformer." prefix), Conv1D weights in [in, out] order. */
+typedef struct klc_model klc_model;
+
+#define KLC_MODEL_OPTIONS_VERSION 1
+typedef struct klc_model_options {
+    uint32_t version;
+    int32_t n_layer;      /* transformer blocks; default 4 */
+    int32_t n_head;       /* attention heads, must divide n_embd; default 4 */
+    int32_t n_embd;       /* width; default 256 */
+    int32_t n_ctx;        /* positions (Hugging Face's n_positions); default 256 */
+    int32_t vocab_size;   /* default 8192 */
+    float layer_norm_eps; /* default 1e-5 */
+    /* Dropout probabilities, used only by forwards that ask for dropout
+     * (KLC_FORWARD_DROPOUT); Hugging Face's defaults are 0.1. */
+    float embd_pdrop, attn_pdrop, resid_pdrop;
+    /* Initialisation for klc_model_create: weights ~ N(0, init_std^2), the residual
+     * projections (attn.c_proj, mlp.c_proj) scaled by 1/sqrt(2 n_layer) as GPT-2 does,
+     * biases 0, LayerNorm gains 1. Drawn from klc_rng(init_seed, KLC_STREAM_INIT). */
+    float init_std;     /* default 0.02 */
+    uint64_t init_seed; /* default 0 */
+    const klc_allocator *allocator; /* NULL: malloc/free */
+} klc_model_options;
+
+KLC_API int klc_model_options_init(klc_model_options *opts, uint32_t version);
+
+/* A new model with freshly initialised parameters. */
+KLC_API int klc_model_create(const klc_model_options *opts, klc_model **out);
+
+/* Loads a Hugging Face GPT-2 directory: config.json and model.safetensors. Tensor names
+ * with or without the "transformer." prefix; "lm_head.weight" may be absent or, if
+ * present, must equal "wte.weight"; the attention-mask buffers older versions saved
+ * ("attn.bias", "attn.masked_bias") are ignored. F32 is read as is, F16 and BF16 are
+ * converted. Everything is validated before it is trusted; a truncated, corrupt,
+ * mismatched or hostile file fails with KLC_ERR_FORMAT (or KLC_ERR_UNSUPPORTED for a valid
+ * configuration klc does not implement) and a message naming the file, the tensor or key
+ * and the reason. allocator may be NULL. */
+KLC_API int klc_model_load(const char *dir, const klc_allocator *allocator, klc_model **out);
+
+/* Writes config.json and model.safetensors (F32, names with the "transformer." prefix as
+ * GPT2LMHeadModel writes them, lm_head omitted because it is tied) into dir, creating dir
+ * if needed. Each file is written atomically: a temporary file in dir, fsync, rename, and
+ * an fsync of dir; a crash leaves either the old file or the new one. */
+KLC_API int klc_model_save(const klc_model *model, const char *dir);
+
+/* A deep copy: parameters, configuration and (if allocated) gradients; nothing is shared,
+ * so the copy and its source change independently. Activations are not copied. */
+KLC_API int klc_model_clone(const klc_model *model, klc_model **out);
+
+KLC_API void klc_model_destroy(klc_model *model);
+
+/* The model's configuration (a fully filled options struct; allocator is NULL). */
+KLC_API int klc_model_get_options(const klc_model *model, klc_model_options *out);
+
+/* --- Parameters and gradients ------------------------------------------------------- */
+
+typedef struct klc_tensor_info {
+    const char *name; /* Hugging Face name without "transformer.", e.g. "h.0.ln_1.weight" */
+    int32_t ndim;     /* 1 or 2 */
+    int64_t shape[4];
+    int64_t numel;
+    int64_t offset; /* in floats, into the block of klc_model_params / klc_model_grads */
+} klc_tensor_info;
+
+KLC_API int32_t klc_model_num_tensors(const klc_model *model);
+KLC_API int klc_model_tensor_info(const klc_model *model, int32_t index, klc_tensor_info *out);
+/* The index of a tensor by name (with or without "transformer."), or -1. */
+KLC_API int32_t klc_model_find_tensor(const klc_model *model, const char *name);
+/* The contiguous parameter block; *count receives its length in floats. Writable. */
+KLC_API float *klc_model_params(klc_model *model, size_t *count);
+/* The gradient block, allocated at the first backward or by this call (zeroed).
+ * NULL with KLC_ERR_OUT_OF_MEMORY in klc_last_error if it cannot be allocated. */
+KLC_API float *klc_model_grads(klc_model *model, size_t *count);
+/* Sets every gradient to zero (allocating the block if needed). */
+KLC_API int klc_model_zero_grads(klc_model *model);
+
+/* --- Memory --------------------------------------------------------------------------- */
+
+typedef struct klc_memory_info {
+    uint32_t version;
+    size_t params_bytes;      /* parameter block */
+    size_t grads_bytes;       /* gradient block (0 until allocated) */
+    size_t activations_bytes; /* training activations kept between forward and backward */
+    size_t scratch_bytes;     /* per-call work buffers, including one chunk of logits */
+    size_t total_bytes;
+} klc_memory_info;
+#define KLC_MEMORY_INFO_VERSION 1
+
+/* Plans and allocates the buffers for batches of up to n_seq sequences of up to max_len
+ * tokens, for training (kept activations) when `training` is non-zero. Calls with larger
+ * batches grow the buffers at their start (never inside their loops); reserving up front
+ * makes the memory use known before the first step. */
+KLC_API int klc_model_reserve(klc_model *model, int32_t n_seq, int32_t max_len, int training);
+/* What the model holds now. */
+KLC_API int klc_model_memory(const klc_model *model, klc_memory_info *out);
+/* What klc_model_reserve(n_seq, max_len, training) would hold, without allocating. */
+KLC_API int klc_model_memory_estimate(const klc_model *model, int32_t n_seq, int32_t max_len,
+                                      int training, klc_memory_info *out);
+
+/* --- Forward and backward --------------------------------------------------------------- */
+
+#define KLC_FORWARD_OPTIONS_VERSION 1
+enum {
+    KLC_FORWARD_DROPOUT = 1 /* apply the model's dropout probabilities */
+};
+typedef struct klc_forward_options {
+    uint32_t version;
+    uint32_t flags;  /* KLC_FORWARD_* */
+    klc_rng dropout; /* keys the dropout masks (with the sequences' sample_ids) */
+    /* Optional outputs (NULL: not written). */
+    float *token_logprobs; /* [n_seq*max_len]: [i*max_len+t] = log p(x[t+1] | x[0..t]) for
+                              t < lengths[i]-1, and 0 elsewhere */
+    double *seq_logprobs;  /* [n_seq]: sum of the scored predictions (see klc_seqs), in
+                              double */
+    float *hidden;         /* [n_seq*max_len*n_embd]: the final LayerNorm's output, for
+                              heads; padding positions are unspecified */
+} klc_forward_options;
+
+KLC_API int klc_forward_options_init(klc_forward_options *opts, uint32_t version);
+
+/* Inference forward: computes the requested outputs and keeps no activations (the path
+ * for scoring with a frozen base model or a proposal). */
+KLC_API int klc_model_score(klc_model *model, const klc_seqs *seqs,
+                            const klc_forward_options *opts);
+
+/* Training forward: the same outputs, keeping the activations that klc_model_backward
+ * needs. The kept state belongs to this batch until the next training forward. */
+KLC_API int klc_model_forward(klc_model *model, const klc_seqs *seqs,
+                              const klc_forward_options *opts);
+
+/* Backward from per-token coefficients on the logits, accumulating (+=) into the
+ * gradient block. For the prediction of token t+1 of sequence i (index k = i*max_len+t,
+ * t < lengths[i]-1), the gradient of the loss with respect to the logits is
+ *     onehot_coef[k] * onehot(x[t+1]) + softmax_coef[k] * softmax(logits)
+ * e.g. a sequence weight w over a batch of N gives onehot_coef = -w/N and
+ * softmax_coef = +w/N on the scored positions (L = -(1/N) sum w log pi). Coefficients at
+ * positions that are not predictions are ignored. Either array may be NULL (all zeros).
+ * d_hidden [n_seq*max_len*n_embd] (may be NULL) adds a gradient on the final hidden
+ * states, for heads. The logits are recomputed chunk by chunk; no [tokens x vocab] buffer
+ * exists. Requires a klc_model_forward on the same seqs just before. */
+KLC_API int klc_model_backward(klc_model *model, const klc_seqs *seqs, const float *onehot_coef,
+                               const float *softmax_coef, const float *d_hidden);
+
+/* Training forward and backward in one pass, for coefficients known before the forward
+ * (maximum likelihood, on-policy objectives whose weights come from the sampler): the
+ * logits are computed once, and their gradient formed in place. Same semantics as
+ * klc_model_forward followed by klc_model_backward, without the recomputation. */
+KLC_API int klc_model_forward_backward(klc_model *model, const klc_seqs *seqs,
+                                       const klc_forward_options *opts,
+                                       const float *onehot_coef, const float *softmax_coef);
+
+/* --- Incremental decoding --------------------------------------------------------------- */
+
+/* A KV cache for batched incremental decoding: rows 0..max_rows-1, each a sequence with
+ * its own length (up to max_len <= n_ctx). Laid out [layer][row][head][position][head_dim]
+ * so that one decoding step reads each row's keys and values contiguously. */
+typedef struct klc_kv_cache klc_kv_cache;
+
+KLC_API int klc_kv_cache_create(const klc_model *model, int32_t max_rows, int32_t max_len,
+                                const klc_allocator *allocator, klc_kv_cache **out);
+KLC_API void klc_kv_cache_destroy(klc_kv_cache *cache);
+/* Empties every row. */
+KLC_API int klc_kv_cache_reset(klc_kv_cache *cache);
+/* The number of tokens row holds, or a negative status. */
+KLC_API int32_t klc_kv_cache_length(const klc_kv_cache *cache, int32_t row);
+KLC_API size_t klc_kv_cache_bytes(const klc_kv_cache *cache);
+
+/* Feeds one token to each of n rows (rows[j], token tokens[j]; distinct rows, in any
+ * order: finished sequences are simply left out) and writes the next-token logits
+ * [n * vocab_size] to logits (may be NULL). Each row's position is its current length. */
+KLC_API int klc_model_decode(klc_model *model, klc_kv_cache *cache, int32_t n,
+                             const int32_t *rows, const int32_t *tokens, float *logits);
+
+/* Fills rows 0..seqs->n_seq-1 of an empty cache with whole prompts in one batched
+ * forward (faster than token by token) and writes the logits that follow each prompt's
+ * last token [n_seq * vocab_size] (may be NULL). Rows must be empty. */
+KLC_API int klc_model_prefill(klc_model *model, klc_kv_cache *cache, const klc_seqs *seqs,
+                              float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KLC_H */
