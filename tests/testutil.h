@@ -8,11 +8,11 @@
 #include "klc.h"
 
 /* Fails the test with klc_last_error() when a klc call does not return KLC_OK. */
-#define ck_klc(expr)                                                                           \
-    do {                                                                                       \
-        int ck_klc_status_ = (expr);                                                           \
-        ck_assert_msg(ck_klc_status_ == KLC_OK, "%s -> %s: %s", #expr,                         \
-                      klc_status_str(ck_klc_status_), klc_last_error());                       \
+#define ck_klc(expr)                                                                               \
+    do {                                                                                           \
+        int ck_klc_status_ = (expr);                                                               \
+        ck_assert_msg(ck_klc_status_ == KLC_OK, "%s -> %s: %s", #expr,                             \
+                      klc_status_str(ck_klc_status_), klc_last_error());                           \
     } while (0)
 
 /* A fresh empty directory under the build tree's tmp folder; caller frees the string. */

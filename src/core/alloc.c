@@ -37,8 +37,10 @@ void *klc_alloc_zeroed(const klc_alloc_ctx *ctx, size_t size) {
 void klc_free(const klc_alloc_ctx *ctx, void *ptr, size_t size) {
     if (!ptr) return;
     if (size == 0) size = 1;
-    if (ctx && ctx->a.free) ctx->a.free(ctx->a.userdata, ptr, size);
-    else free(ptr);
+    if (ctx && ctx->a.free)
+        ctx->a.free(ctx->a.userdata, ptr, size);
+    else
+        free(ptr);
 }
 
 char *klc_strdup(const klc_alloc_ctx *ctx, const char *s) {

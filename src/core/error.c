@@ -10,24 +10,40 @@ static _Thread_local char last_error[KLC_ERROR_CAPACITY];
 
 const char *klc_status_str(int status) {
     switch (status) {
-    case KLC_OK: return "KLC_OK";
-    case KLC_ERR_INVALID_ARGUMENT: return "KLC_ERR_INVALID_ARGUMENT";
-    case KLC_ERR_OUT_OF_MEMORY: return "KLC_ERR_OUT_OF_MEMORY";
-    case KLC_ERR_IO: return "KLC_ERR_IO";
-    case KLC_ERR_FORMAT: return "KLC_ERR_FORMAT";
-    case KLC_ERR_UNSUPPORTED: return "KLC_ERR_UNSUPPORTED";
-    case KLC_ERR_STATE: return "KLC_ERR_STATE";
-    case KLC_ERR_CALLBACK: return "KLC_ERR_CALLBACK";
-    case KLC_ERR_NUMERIC: return "KLC_ERR_NUMERIC";
-    case KLC_ERR_CONFIG: return "KLC_ERR_CONFIG";
-    case KLC_ERR_INTERNAL: return "KLC_ERR_INTERNAL";
-    default: return "KLC_ERR_UNKNOWN";
+    case KLC_OK:
+        return "KLC_OK";
+    case KLC_ERR_INVALID_ARGUMENT:
+        return "KLC_ERR_INVALID_ARGUMENT";
+    case KLC_ERR_OUT_OF_MEMORY:
+        return "KLC_ERR_OUT_OF_MEMORY";
+    case KLC_ERR_IO:
+        return "KLC_ERR_IO";
+    case KLC_ERR_FORMAT:
+        return "KLC_ERR_FORMAT";
+    case KLC_ERR_UNSUPPORTED:
+        return "KLC_ERR_UNSUPPORTED";
+    case KLC_ERR_STATE:
+        return "KLC_ERR_STATE";
+    case KLC_ERR_CALLBACK:
+        return "KLC_ERR_CALLBACK";
+    case KLC_ERR_NUMERIC:
+        return "KLC_ERR_NUMERIC";
+    case KLC_ERR_CONFIG:
+        return "KLC_ERR_CONFIG";
+    case KLC_ERR_INTERNAL:
+        return "KLC_ERR_INTERNAL";
+    default:
+        return "KLC_ERR_UNKNOWN";
     }
 }
 
-const char *klc_last_error(void) { return last_error; }
+const char *klc_last_error(void) {
+    return last_error;
+}
 
-void klc_clear_error(void) { last_error[0] = '\0'; }
+void klc_clear_error(void) {
+    last_error[0] = '\0';
+}
 
 int klc_fail(int status, const char *fmt, ...) {
     va_list ap;

@@ -17,7 +17,7 @@
 /* Hot numeric kernels are compiled for several instruction sets and picked at load time,
  * so one portable binary runs at full width on AVX-512 and AVX2 machines. Sanitizer
  * builds use the plain version (ifunc resolvers run before the sanitizer runtime). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                        \
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
     !defined(KLC_NO_TARGET_CLONES)
 #define KLC_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -46,17 +46,17 @@ void klc_free_str(const klc_alloc_ctx *ctx, char *s);
 /* size = a * b with overflow detection. */
 bool klc_mul_overflows(size_t a, size_t b, size_t *out);
 
-#define KLC_CHECK_ARG(cond)                                                                    \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: invalid argument: %s", __func__,   \
-                            #cond);                                                            \
+#define KLC_CHECK_ARG(cond)                                                                        \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: invalid argument: %s", __func__,        \
+                            #cond);                                                                \
     } while (0)
 
-#define KLC_TRY(expr)                                                                          \
-    do {                                                                                       \
-        int klc_try_status_ = (expr);                                                          \
-        if (klc_try_status_ != KLC_OK) return klc_try_status_;                                 \
+#define KLC_TRY(expr)                                                                              \
+    do {                                                                                           \
+        int klc_try_status_ = (expr);                                                              \
+        if (klc_try_status_ != KLC_OK) return klc_try_status_;                                     \
     } while (0)
 
 #endif

@@ -13,6 +13,8 @@ void klc_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_
 uint64_t klc_rng_key(const klc_rng *rng);
 
 /* A uniform float in [0, 1) from one 32-bit word (24 random bits). */
-static inline float klc_word_to_unit_float(uint32_t w) { return (float)(w >> 8) * 0x1.0p-24f; }
+static inline float klc_word_to_unit_float(uint32_t w) {
+    return (float)(w >> 8) * 0x1.0p-24f;
+}
 
 #endif

@@ -30,8 +30,9 @@ int klc_model_options_init(klc_model_options *o, uint32_t version) {
 
 static int check_range(const char *name, int64_t v, int64_t lo, int64_t hi) {
     if (v < lo || v > hi)
-        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "model option %s = %lld is out of range [%lld, %lld]",
-                        name, (long long)v, (long long)lo, (long long)hi);
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT,
+                        "model option %s = %lld is out of range [%lld, %lld]", name, (long long)v,
+                        (long long)lo, (long long)hi);
     return KLC_OK;
 }
 
@@ -55,10 +56,12 @@ int klc_model_check_options(const klc_model_options *o) {
     KLC_TRY(check_range("n_ctx", o->n_ctx, 1, 1 << 20));
     KLC_TRY(check_range("vocab_size", o->vocab_size, 1, 1 << 24));
     if (o->n_embd % o->n_head != 0)
-        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "model option n_embd = %d is not divisible by n_head = %d",
-                        o->n_embd, o->n_head);
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT,
+                        "model option n_embd = %d is not divisible by n_head = %d", o->n_embd,
+                        o->n_head);
     if (!(o->layer_norm_eps > 0.0f && o->layer_norm_eps < 1.0f))
-        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "model option layer_norm_eps = %g must be in (0, 1)",
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT,
+                        "model option layer_norm_eps = %g must be in (0, 1)",
                         (double)o->layer_norm_eps);
     KLC_TRY(check_prob("embd_pdrop", o->embd_pdrop));
     KLC_TRY(check_prob("attn_pdrop", o->attn_pdrop));
@@ -73,7 +76,9 @@ int klc_model_check_options(const klc_model_options *o) {
     return KLC_OK;
 }
 
-int32_t klc_model_count_tensors(const klc_model_options *o) { return 2 + 12 * o->n_layer + 2; }
+int32_t klc_model_count_tensors(const klc_model_options *o) {
+    return 2 + 12 * o->n_layer + 2;
+}
 
 typedef struct tensor_builder {
     klc_model *m;
@@ -110,8 +115,8 @@ static int64_t layout(klc_model *m, char *names, klc_model_tensors *views) {
     views->wpe = add_tensor(&b, "wpe.weight", o->n_ctx, C);
     for (int l = 0; l < o->n_layer; l++) {
         klc_layer_tensors *h = &views->h[l];
-#define T(field, suffix, d0, d1)                                                               \
-    snprintf(name, sizeof name, "h.%d.%s", l, suffix);                                         \
+#define T(field, suffix, d0, d1)                                                                   \
+    snprintf(name, sizeof name, "h.%d.%s", l, suffix);                                             \
     h->field = add_tensor(&b, name, d0, d1)
         T(ln_1_w, "ln_1.weight", C, 0);
         T(ln_1_b, "ln_1.bias", C, 0);
@@ -133,8 +138,8 @@ static int64_t layout(klc_model *m, char *names, klc_model_tensors *views) {
     return b.offset;
 }
 
-static void bind_views(klc_model_tensors *dst, const klc_model_tensors *offsets,
-                       int32_t n_layer, float *base) {
+static void bind_views(klc_model_tensors *dst, const klc_model_tensors *offsets, int32_t n_layer,
+                       float *base) {
 #define REBASE(ptr) ((ptr) = base + (intptr_t)(ptr))
     klc_layer_tensors *h = dst->h;
     *dst = *offsets;
@@ -221,7 +226,8 @@ static void init_tensor(float *w, int64_t n, float std, const klc_rng *rng, uint
 int klc_model_create(const klc_model_options *opts, klc_model **out) {
     if (out) *out = NULL;
     if (!opts || !out)
-        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_model_create: NULL %s", opts ? "out" : "options");
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_model_create: NULL %s",
+                        opts ? "out" : "options");
     klc_model *m;
     KLC_TRY(klc_model_new_zeroed(opts, opts->allocator, &m));
     klc_rng rng;
@@ -263,19 +269,25 @@ int klc_model_clone(const klc_model *src, klc_model **out) {
     return KLC_OK;
 }
 
-void klc_model_destroy(klc_model *m) { free_model(m); }
+void klc_model_destroy(klc_model *m) {
+    free_model(m);
+}
 
 int klc_model_get_options(const klc_model *m, klc_model_options *out) {
-    if (!m || !out) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_model_get_options: NULL argument");
+    if (!m || !out)
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_model_get_options: NULL argument");
     *out = m->cfg;
     out->allocator = NULL;
     return KLC_OK;
 }
 
-int32_t klc_model_num_tensors(const klc_model *m) { return m ? m->n_tensors : 0; }
+int32_t klc_model_num_tensors(const klc_model *m) {
+    return m ? m->n_tensors : 0;
+}
 
 int klc_model_tensor_info(const klc_model *m, int32_t index, klc_tensor_info *out) {
-    if (!m || !out) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_model_tensor_info: NULL argument");
+    if (!m || !out)
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_model_tensor_info: NULL argument");
     if (index < 0 || index >= m->n_tensors)
         return klc_fail(KLC_ERR_INVALID_ARGUMENT, "tensor index %d out of range [0, %d)", index,
                         m->n_tensors);

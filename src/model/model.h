@@ -49,6 +49,8 @@ struct klc_model {
     int fwd_valid;
     uint32_t fwd_flags;
     klc_rng fwd_dropout;
+    /* Set during klc_model_prefill: the inference forward stores keys and values here. */
+    klc_kv_cache *prefill_cache;
 };
 
 /* Validates a configuration; the message names the offending field. */
