@@ -20,14 +20,14 @@
 /* Helpers                                                                              */
 /* ------------------------------------------------------------------------------------ */
 
-#define ck_status(expr, expected, fragment)                                                    \
-    do {                                                                                       \
-        klc_clear_error();                                                                     \
-        int ck_s_ = (expr);                                                                    \
-        ck_assert_msg(ck_s_ == (expected), "%s -> %s (expected %s): %s", #expr,                \
-                      klc_status_str(ck_s_), klc_status_str(expected), klc_last_error());      \
-        ck_assert_msg(strstr(klc_last_error(), (fragment)) != NULL,                            \
-                      "%s: message '%s' lacks '%s'", #expr, klc_last_error(), (fragment));     \
+#define ck_status(expr, expected, fragment)                                                        \
+    do {                                                                                           \
+        klc_clear_error();                                                                         \
+        int ck_s_ = (expr);                                                                        \
+        ck_assert_msg(ck_s_ == (expected), "%s -> %s (expected %s): %s", #expr,                    \
+                      klc_status_str(ck_s_), klc_status_str(expected), klc_last_error());          \
+        ck_assert_msg(strstr(klc_last_error(), (fragment)) != NULL, "%s: message '%s' lacks '%s'", \
+                      #expr, klc_last_error(), (fragment));                                        \
     } while (0)
 
 static char *path_in(const char *dir, const char *file) {
@@ -38,8 +38,8 @@ static char *path_in(const char *dir, const char *file) {
 }
 
 /* A safetensors file from a header length field, header text and data bytes. */
-static void write_st_raw(const char *path, uint64_t len_field, const char *header,
-                         const void *data, size_t data_len) {
+static void write_st_raw(const char *path, uint64_t len_field, const char *header, const void *data,
+                         size_t data_len) {
     size_t hl = strlen(header);
     unsigned char *buf = malloc(8 + hl + data_len + 1);
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(len_field >> (8 * i));
@@ -56,8 +56,7 @@ static void write_st(const char *path, const char *header, const void *data, siz
 static const unsigned char zeros[64];
 
 /* Opens a hand-built safetensors file and expects it refused. */
-static void expect_st_error(const char *header, size_t data_len, int status,
-                            const char *fragment) {
+static void expect_st_error(const char *header, size_t data_len, int status, const char *fragment) {
     char *dir = tu_make_temp_dir("st");
     char *path = path_in(dir, "bad.safetensors");
     write_st(path, header, zeros, data_len);
@@ -209,8 +208,8 @@ static void fake_write(const fake_ckpt *c, const char *path) {
     len += (size_t)snprintf(h + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (int i = 0; i < c->n; i++) {
         const fake_tensor *t = &c->t[i];
-        len += (size_t)snprintf(h + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name,
-                                t->dtype);
+        len += (size_t)snprintf(h + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[",
+                                t->name, t->dtype);
         for (int d = 0; d < t->ndim; d++)
             len += (size_t)snprintf(h + len, cap - len, "%s%lld", d ? "," : "",
                                     (long long)t->shape[d]);
@@ -297,7 +296,7 @@ START_TEST(f16_conversion_hand_values) {
     ck_assert_uint_eq(bits_of(klc_f16_to_f32(0x7C00)), 0x7f800000u); /* +inf */
     ck_assert_uint_eq(bits_of(klc_f16_to_f32(0xFC00)), 0xff800000u); /* -inf */
     ck_assert_uint_eq(bits_of(klc_f16_to_f32(0x7E00)), 0x7fc00000u); /* quiet NaN */
-    ck_assert(isnan(klc_f16_to_f32(0x7C01)));                         /* signalling NaN */
+    ck_assert(isnan(klc_f16_to_f32(0x7C01)));                        /* signalling NaN */
     ck_assert(isnan(klc_f16_to_f32(0xFE00)));
     ck_assert(signbit(klc_f16_to_f32(0xFE00)));
     /* Every finite half converts exactly: compare with ldexp on the fields. */
@@ -458,7 +457,8 @@ START_TEST(st_bad_json) {
     expect_st_error("{" A8 "," A8 "}", 8, KLC_ERR_FORMAT, "duplicate");
     expect_st_error("{\"a\": 3}", 0, KLC_ERR_FORMAT, "tensor 'a': entry is not a JSON object");
     expect_st_error("{\"__metadata__\": [1]}", 0, KLC_ERR_FORMAT, "__metadata__ is not");
-    expect_st_error("{\"__metadata__\": {\"k\": 1}}", 0, KLC_ERR_FORMAT, "value of 'k' is not a string");
+    expect_st_error("{\"__metadata__\": {\"k\": 1}}", 0, KLC_ERR_FORMAT,
+                    "value of 'k' is not a string");
     /* Invalid UTF-8 in a name. */
     expect_st_error("{\"\xff\xfe\": {}}", 0, KLC_ERR_FORMAT, "not valid JSON");
 }
@@ -526,7 +526,8 @@ START_TEST(st_bad_offsets) {
     expect_st_error("{" A8 ",\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
                     KLC_ERR_FORMAT, "overlap");
     expect_st_error("{" A8 ",\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}}", 20,
-                    KLC_ERR_FORMAT, "tensor 'b': data_offsets [12, 20] leave a hole: bytes [8, 12)");
+                    KLC_ERR_FORMAT,
+                    "tensor 'b': data_offsets [12, 20] leave a hole: bytes [8, 12)");
     expect_st_error("{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12,
                     KLC_ERR_FORMAT, "hole");
     expect_st_error("{" A8 "}", 12, KLC_ERR_FORMAT,
@@ -705,18 +706,17 @@ static int read_config_with(const char *key, const char *replacement, klc_model_
     return read_config_text(text, o);
 }
 
-#define ck_config(key, repl, status, fragment)                                                 \
-    do {                                                                                       \
-        klc_model_options o_;                                                                  \
-        int s_ = read_config_with(key, repl, &o_);                                             \
-        ck_assert_msg(s_ == (status), "%s -> %s: %s", repl, klc_status_str(s_),               \
-                      klc_last_error());                                                       \
-        if ((status) != KLC_OK) {                                                              \
-            ck_assert_msg(strstr(klc_last_error(), fragment), "'%s' lacks '%s'",               \
-                          klc_last_error(), fragment);                                         \
-            ck_assert_msg(strstr(klc_last_error(), "config.json"), "'%s' lacks the file",      \
-                          klc_last_error());                                                   \
-        }                                                                                      \
+#define ck_config(key, repl, status, fragment)                                                     \
+    do {                                                                                           \
+        klc_model_options o_;                                                                      \
+        int s_ = read_config_with(key, repl, &o_);                                                 \
+        ck_assert_msg(s_ == (status), "%s -> %s: %s", repl, klc_status_str(s_), klc_last_error()); \
+        if ((status) != KLC_OK) {                                                                  \
+            ck_assert_msg(strstr(klc_last_error(), fragment), "'%s' lacks '%s'", klc_last_error(), \
+                          fragment);                                                               \
+            ck_assert_msg(strstr(klc_last_error(), "config.json"), "'%s' lacks the file",          \
+                          klc_last_error());                                                       \
+        }                                                                                          \
     } while (0)
 
 START_TEST(config_reads_gpt2_keys) {
@@ -743,9 +743,12 @@ START_TEST(config_reads_gpt2_keys) {
     ck_assert(o.layer_norm_eps == 1e-5f && o.attn_pdrop == 0.1f && o.embd_pdrop == 0.1f &&
               o.resid_pdrop == 0.1f);
     /* The tanh-GELU synonyms Hugging Face computes identically. */
-    ck_config("\"activation_function\": \"gelu_new\", ", "\"activation_function\": \"gelu_pytorch_tanh\", ", KLC_OK, "");
-    ck_config("\"activation_function\": \"gelu_new\", ", "\"activation_function\": \"gelu_fast\", ", KLC_OK, "");
-    ck_config("\"activation_function\": \"gelu_new\", ", "\"activation_function\": \"gelu_accurate\", ", KLC_OK, "");
+    ck_config("\"activation_function\": \"gelu_new\", ",
+              "\"activation_function\": \"gelu_pytorch_tanh\", ", KLC_OK, "");
+    ck_config("\"activation_function\": \"gelu_new\", ", "\"activation_function\": \"gelu_fast\", ",
+              KLC_OK, "");
+    ck_config("\"activation_function\": \"gelu_new\", ",
+              "\"activation_function\": \"gelu_accurate\", ", KLC_OK, "");
     ck_config("\"n_inner\": null, ", "\"n_inner\": 32, ", KLC_OK, "");
     ck_config("\"scale_attn_weights\": true, ",
               "\"scale_attn_weights\": true, \"scale_attn_by_inverse_layer_idx\": false, "
@@ -770,8 +773,10 @@ START_TEST(config_refuses_bad_and_unsupported) {
     ck_config("\"n_positions\": 16, ", "", KLC_ERR_FORMAT, "missing key 'n_positions'");
     ck_config("\"n_embd\": 8, ", "\"n_embd\": \"8\", ", KLC_ERR_FORMAT,
               "key 'n_embd' must be an integer, not a string");
-    ck_config("\"n_embd\": 8, ", "\"n_embd\": 8.0, ", KLC_ERR_FORMAT, "'n_embd' must be an integer");
-    ck_config("\"n_layer\": 2, ", "\"n_layer\": 0, ", KLC_ERR_FORMAT, "'n_layer' = 0 is out of range");
+    ck_config("\"n_embd\": 8, ", "\"n_embd\": 8.0, ", KLC_ERR_FORMAT,
+              "'n_embd' must be an integer");
+    ck_config("\"n_layer\": 2, ", "\"n_layer\": 0, ", KLC_ERR_FORMAT,
+              "'n_layer' = 0 is out of range");
     ck_config("\"n_layer\": 2, ", "\"n_layer\": -3, ", KLC_ERR_FORMAT, "out of range");
     ck_config("\"n_layer\": 2, ", "\"n_layer\": 99999999999999, ", KLC_ERR_FORMAT, "out of range");
     ck_config("\"n_embd\": 8, ", "\"n_embd\": 9, ", KLC_ERR_FORMAT, "not divisible");
@@ -793,8 +798,8 @@ START_TEST(config_refuses_bad_and_unsupported) {
               KLC_ERR_UNSUPPORTED, "'scale_attn_weights'");
     ck_config("\"scale_attn_weights\": true, ", "\"scale_attn_weights\": 1, ", KLC_ERR_FORMAT,
               "must be a boolean");
-    ck_config("\"use_cache\": true", "\"scale_attn_by_inverse_layer_idx\": true", KLC_ERR_UNSUPPORTED,
-              "'scale_attn_by_inverse_layer_idx'");
+    ck_config("\"use_cache\": true", "\"scale_attn_by_inverse_layer_idx\": true",
+              KLC_ERR_UNSUPPORTED, "'scale_attn_by_inverse_layer_idx'");
     ck_config("\"use_cache\": true", "\"reorder_and_upcast_attn\": true", KLC_ERR_UNSUPPORTED,
               "'reorder_and_upcast_attn'");
     ck_config("\"use_cache\": true", "\"tie_word_embeddings\": false", KLC_ERR_UNSUPPORTED,
@@ -812,14 +817,25 @@ START_TEST(config_written_for_transformers) {
     ck_klc(klc_model_save(m, dir));
     char *path = path_in(dir, "config.json");
     char *text = tu_read_file(path, NULL);
-    static const char *const expected[] = {
-        "\"architectures\": [\n    \"GPT2LMHeadModel\"\n  ]", "\"model_type\": \"gpt2\"",
-        "\"activation_function\": \"gelu_new\"", "\"n_layer\": 1,", "\"n_head\": 2,",
-        "\"n_embd\": 8,", "\"n_positions\": 8,", "\"n_ctx\": 8,", "\"vocab_size\": 11\n",
-        "\"layer_norm_epsilon\": 0.0003,", "\"attn_pdrop\": 0.25,", "\"resid_pdrop\": 0.125,",
-        "\"embd_pdrop\": 0.0,", "\"n_inner\": null,", "\"bos_token_id\": null,",
-        "\"eos_token_id\": null,", "\"tie_word_embeddings\": true,",
-        "\"scale_attn_weights\": true,", "\"initializer_range\": 0.5,"};
+    static const char *const expected[] = {"\"architectures\": [\n    \"GPT2LMHeadModel\"\n  ]",
+                                           "\"model_type\": \"gpt2\"",
+                                           "\"activation_function\": \"gelu_new\"",
+                                           "\"n_layer\": 1,",
+                                           "\"n_head\": 2,",
+                                           "\"n_embd\": 8,",
+                                           "\"n_positions\": 8,",
+                                           "\"n_ctx\": 8,",
+                                           "\"vocab_size\": 11\n",
+                                           "\"layer_norm_epsilon\": 0.0003,",
+                                           "\"attn_pdrop\": 0.25,",
+                                           "\"resid_pdrop\": 0.125,",
+                                           "\"embd_pdrop\": 0.0,",
+                                           "\"n_inner\": null,",
+                                           "\"bos_token_id\": null,",
+                                           "\"eos_token_id\": null,",
+                                           "\"tie_word_embeddings\": true,",
+                                           "\"scale_attn_weights\": true,",
+                                           "\"initializer_range\": 0.5,"};
     for (size_t i = 0; i < sizeof expected / sizeof *expected; i++)
         ck_assert_msg(strstr(text, expected[i]), "config.json lacks %s:\n%s", expected[i], text);
     free(text);

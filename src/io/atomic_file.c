@@ -64,8 +64,8 @@ int klc_atomic_open(klc_atomic_file *af, const char *path, const klc_alloc_ctx *
         err = errno;
         if (err != EEXIST) break;
     }
-    int status = klc_fail(KLC_ERR_IO, "%s: cannot create temporary file '%s': %s", path,
-                          af->tmp, strerror(err));
+    int status = klc_fail(KLC_ERR_IO, "%s: cannot create temporary file '%s': %s", path, af->tmp,
+                          strerror(err));
     klc_free(&af->alloc, af->tmp, af->tmp_cap);
     af->tmp = NULL;
     klc_atomic_abort(af);

@@ -34,8 +34,7 @@ int klc_atomic_commit(klc_atomic_file *af);
 void klc_atomic_abort(klc_atomic_file *af);
 
 /* Writes a whole buffer to `path` atomically. */
-int klc_atomic_write_file(const char *path, const void *data, size_t n,
-                          const klc_alloc_ctx *alloc);
+int klc_atomic_write_file(const char *path, const void *data, size_t n, const klc_alloc_ctx *alloc);
 
 /* Creates a directory and its missing parents (like mkdir -p). */
 int klc_mkdir_p(const char *path);

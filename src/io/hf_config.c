@@ -14,14 +14,21 @@
 
 static const char *type_name(const json_t *v) {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "?";
 }
@@ -77,8 +84,9 @@ static int require_bool(const reader *r, const char *key, int expected) {
         return klc_fail(KLC_ERR_FORMAT, "%s: key '%s' must be a boolean, not %s", r->path, key,
                         type_name(v));
     if (json_is_true(v) != expected)
-        return klc_fail(KLC_ERR_UNSUPPORTED, "%s: key '%s' = %s is not supported (klc implements %s)",
-                        r->path, key, expected ? "false" : "true", expected ? "true" : "false");
+        return klc_fail(KLC_ERR_UNSUPPORTED,
+                        "%s: key '%s' = %s is not supported (klc implements %s)", r->path, key,
+                        expected ? "false" : "true", expected ? "true" : "false");
     return KLC_OK;
 }
 
@@ -89,8 +97,7 @@ static const char *const tanh_gelu_names[] = {"gelu_new", "gelu_pytorch_tanh", "
                                               "gelu_accurate"};
 
 static int parse_config(const reader *r, klc_model_options *o) {
-    if (!json_is_object(r->root))
-        return klc_fail(KLC_ERR_FORMAT, "%s: not a JSON object", r->path);
+    if (!json_is_object(r->root)) return klc_fail(KLC_ERR_FORMAT, "%s: not a JSON object", r->path);
     json_t *mt = json_object_get(r->root, "model_type");
     if (mt && !json_is_string(mt))
         return klc_fail(KLC_ERR_FORMAT, "%s: key 'model_type' must be a string, not %s", r->path,
@@ -131,8 +138,9 @@ static int parse_config(const reader *r, klc_model_options *o) {
     json_t *act = json_object_get(r->root, "activation_function");
     if (act && !json_is_null(act)) {
         if (!json_is_string(act))
-            return klc_fail(KLC_ERR_FORMAT, "%s: key 'activation_function' must be a string, not %s",
-                            r->path, type_name(act));
+            return klc_fail(KLC_ERR_FORMAT,
+                            "%s: key 'activation_function' must be a string, not %s", r->path,
+                            type_name(act));
         const char *name = json_string_value(act);
         int ok = 0;
         for (size_t i = 0; i < sizeof tanh_gelu_names / sizeof *tanh_gelu_names; i++)
@@ -170,8 +178,8 @@ int klc_hf_config_read(const char *path, const klc_alloc_ctx *alloc, klc_model_o
     }
     if ((uint64_t)st.st_size > KLC_HF_CONFIG_MAX_BYTES) {
         close(fd);
-        return klc_fail(KLC_ERR_FORMAT, "%s: %lld bytes is too large for a config (limit %zu)", path,
-                        (long long)st.st_size, KLC_HF_CONFIG_MAX_BYTES);
+        return klc_fail(KLC_ERR_FORMAT, "%s: %lld bytes is too large for a config (limit %zu)",
+                        path, (long long)st.st_size, KLC_HF_CONFIG_MAX_BYTES);
     }
     size_t size = (size_t)st.st_size, got = 0;
     char *text = klc_alloc(alloc, size + 1);

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define PREFIX "transformer."
+#define PREFIX     "transformer."
 #define PREFIX_LEN 12
 
 /* The per-layer tensors in the model's block order (model.h). */
@@ -41,10 +41,14 @@ static int is_ignored_buffer(const char *name) {
 /* The model tensor index of an unprefixed Hugging Face name, or -1. */
 static int32_t model_index(const klc_model *m, const char *name) {
     int32_t guess = -1, layer;
-    if (strcmp(name, "wte.weight") == 0) guess = 0;
-    else if (strcmp(name, "wpe.weight") == 0) guess = 1;
-    else if (strcmp(name, "ln_f.weight") == 0) guess = m->n_tensors - 2;
-    else if (strcmp(name, "ln_f.bias") == 0) guess = m->n_tensors - 1;
+    if (strcmp(name, "wte.weight") == 0)
+        guess = 0;
+    else if (strcmp(name, "wpe.weight") == 0)
+        guess = 1;
+    else if (strcmp(name, "ln_f.weight") == 0)
+        guess = m->n_tensors - 2;
+    else if (strcmp(name, "ln_f.bias") == 0)
+        guess = m->n_tensors - 1;
     else {
         const char *rest = parse_layer(name, &layer);
         if (!rest || layer >= m->cfg.n_layer) return -1;
@@ -60,8 +64,8 @@ static int32_t model_index(const klc_model *m, const char *name) {
 static void format_shape(char *buf, size_t cap, int32_t ndim, const int64_t *shape) {
     size_t used = (size_t)snprintf(buf, cap, "[");
     for (int32_t d = 0; d < ndim && used < cap; d++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", d ? ", " : "",
-                                 (long long)shape[d]);
+        used +=
+            (size_t)snprintf(buf + used, cap - used, "%s%lld", d ? ", " : "", (long long)shape[d]);
     if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
@@ -74,8 +78,9 @@ static int same_shape(const klc_st_tensor *t, const klc_tensor_info *info) {
 
 static int check_float_dtype(const klc_st_file *f, const klc_st_tensor *t) {
     if (t->dtype == KLC_ST_F32 || t->dtype == KLC_ST_F16 || t->dtype == KLC_ST_BF16) return KLC_OK;
-    return klc_fail(KLC_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16)",
-                    klc_st_path(f), t->name, klc_st_dtype_name(t->dtype));
+    return klc_fail(KLC_ERR_UNSUPPORTED,
+                    "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16)", klc_st_path(f),
+                    t->name, klc_st_dtype_name(t->dtype));
 }
 
 /* Decides whether the file's parameter names carry "transformer." (lm_head.weight never
@@ -152,7 +157,8 @@ static int fill_params(const klc_st_file *f, klc_model *m, const char *cfg_path,
                             klc_st_path(f), t->name, m->cfg.n_layer);
         const klc_tensor_info *info = &m->tensors[idx];
         if (seen[idx])
-            return klc_fail(KLC_ERR_FORMAT, "%s: tensor '%s' appears twice", klc_st_path(f), t->name);
+            return klc_fail(KLC_ERR_FORMAT, "%s: tensor '%s' appears twice", klc_st_path(f),
+                            t->name);
         seen[idx] = 1;
         if (!same_shape(t, info)) {
             char got[128], want[128];
@@ -192,8 +198,7 @@ int klc_model_load(const char *dir, const klc_allocator *allocator, klc_model **
     struct stat st;
     if (stat(dir, &st) != 0)
         return klc_fail(KLC_ERR_IO, "%s: cannot open model directory: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return klc_fail(KLC_ERR_IO, "%s: not a directory", dir);
+    if (!S_ISDIR(st.st_mode)) return klc_fail(KLC_ERR_IO, "%s: not a directory", dir);
     klc_alloc_ctx a;
     klc_alloc_ctx_init(&a, allocator);
     klc_model_options o;

@@ -91,8 +91,12 @@ void klc_st_close(klc_st_file *f) {
     klc_free(&a, f, sizeof *f);
 }
 
-const char *klc_st_path(const klc_st_file *f) { return f->path; }
-int32_t klc_st_count(const klc_st_file *f) { return f->n_tensors; }
+const char *klc_st_path(const klc_st_file *f) {
+    return f->path;
+}
+int32_t klc_st_count(const klc_st_file *f) {
+    return f->n_tensors;
+}
 
 const klc_st_tensor *klc_st_tensor_at(const klc_st_file *f, int32_t index) {
     return index >= 0 && index < f->n_tensors ? &f->tensors[index] : NULL;
@@ -104,8 +108,10 @@ int32_t klc_st_find(const klc_st_file *f, const char *name) {
         int32_t mid = lo + (hi - lo) / 2;
         int c = strcmp(f->tensors[mid].name, name);
         if (c == 0) return mid;
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return -1;
 }
@@ -118,14 +124,14 @@ const char *klc_st_metadata(const klc_st_file *f, const char *key) {
 
 /* Reads exactly n bytes at offset; a short file is a format error (it was validated
  * against its size, so it shrank), a failing read an I/O error. */
-static int pread_all(const klc_st_file *f, void *dst, size_t n, uint64_t offset,
-                     const char *what) {
+static int pread_all(const klc_st_file *f, void *dst, size_t n, uint64_t offset, const char *what) {
     char *p = dst;
     while (n > 0) {
         size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
         ssize_t r = pread(f->fd, p, chunk, (off_t)offset);
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return klc_fail(KLC_ERR_IO, "%s: cannot read %s: %s", f->path, what, strerror(errno));
+        if (r < 0)
+            return klc_fail(KLC_ERR_IO, "%s: cannot read %s: %s", f->path, what, strerror(errno));
         if (r == 0)
             return klc_fail(KLC_ERR_FORMAT, "%s: file ended while reading %s (truncated?)", f->path,
                             what);
@@ -170,8 +176,9 @@ static int parse_entry(const klc_st_file *f, const char *name, json_t *v, uint64
     if (!json_is_array(js)) return BAD("%s: tensor '%s': 'shape' is not an array", p, name);
     size_t nd = json_array_size(js);
     if (nd > KLC_ST_MAX_DIMS)
-        return klc_fail(KLC_ERR_UNSUPPORTED, "%s: tensor '%s': %zu dimensions (klc reads at most %d)",
-                        p, name, nd, KLC_ST_MAX_DIMS);
+        return klc_fail(KLC_ERR_UNSUPPORTED,
+                        "%s: tensor '%s': %zu dimensions (klc reads at most %d)", p, name, nd,
+                        KLC_ST_MAX_DIMS);
     t->ndim = (int32_t)nd;
     uint64_t numel = 1;
     for (size_t i = 0; i < nd; i++) {
@@ -197,8 +204,8 @@ static int parse_entry(const klc_st_file *f, const char *name, json_t *v, uint64
         return BAD("%s: tensor '%s': 'data_offsets' is not an array of two integers", p, name);
     json_int_t b = json_integer_value(jb), e = json_integer_value(je);
     if (b < 0 || e < 0)
-        return BAD("%s: tensor '%s': data_offsets [%lld, %lld] are negative", p, name,
-                   (long long)b, (long long)e);
+        return BAD("%s: tensor '%s': data_offsets [%lld, %lld] are negative", p, name, (long long)b,
+                   (long long)e);
     if (b > e)
         return BAD("%s: tensor '%s': data_offsets [%lld, %lld] begin after they end", p, name,
                    (long long)b, (long long)e);
@@ -218,7 +225,8 @@ static int parse_entry(const klc_st_file *f, const char *name, json_t *v, uint64
 }
 
 static int cmp_by_offsets(const void *a, const void *b) {
-    const klc_st_tensor *x = *(const klc_st_tensor *const *)a, *y = *(const klc_st_tensor *const *)b;
+    const klc_st_tensor *x = *(const klc_st_tensor *const *)a,
+                        *y = *(const klc_st_tensor *const *)b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end) return x->end < y->end ? -1 : 1;
     return strcmp(x->name, y->name);
@@ -248,12 +256,12 @@ static int check_tiling(klc_st_file *f) {
                               (unsigned long long)t->end, prev->name,
                               (unsigned long long)prev->begin, (unsigned long long)prev->end);
         else if (t->begin > pos)
-            status = klc_fail(KLC_ERR_FORMAT,
-                              "%s: tensor '%s': data_offsets [%llu, %llu] leave a hole: bytes "
-                              "[%llu, %llu) of the data section belong to no tensor",
-                              f->path, t->name, (unsigned long long)t->begin,
-                              (unsigned long long)t->end, (unsigned long long)pos,
-                              (unsigned long long)t->begin);
+            status =
+                klc_fail(KLC_ERR_FORMAT,
+                         "%s: tensor '%s': data_offsets [%llu, %llu] leave a hole: bytes "
+                         "[%llu, %llu) of the data section belong to no tensor",
+                         f->path, t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
+                         (unsigned long long)pos, (unsigned long long)t->begin);
         pos = t->end;
         prev = t;
     }
@@ -270,8 +278,9 @@ static int parse_header(klc_st_file *f, const char *text, size_t len) {
     json_error_t err;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!root)
-        return klc_fail(KLC_ERR_FORMAT, "%s: header is not valid JSON: %s (at byte %d of the header)",
-                        f->path, err.text, err.position);
+        return klc_fail(KLC_ERR_FORMAT,
+                        "%s: header is not valid JSON: %s (at byte %d of the header)", f->path,
+                        err.text, err.position);
     int status = KLC_OK;
     const char *key;
     json_t *val;
@@ -291,8 +300,9 @@ static int parse_header(klc_st_file *f, const char *text, size_t len) {
             json_t *mv;
             json_object_foreach(val, mk, mv) {
                 if (!json_is_string(mv)) {
-                    status = klc_fail(KLC_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string",
-                                      f->path, mk);
+                    status =
+                        klc_fail(KLC_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string",
+                                 f->path, mk);
                     goto done;
                 }
                 names_bytes += strlen(mk) + 1 + json_string_length(mv) + 1;
@@ -357,8 +367,10 @@ done:
 int klc_st_open(const char *path, const klc_alloc_ctx *alloc, klc_st_file **out) {
     *out = NULL;
     klc_alloc_ctx a;
-    if (alloc) a = *alloc;
-    else klc_alloc_ctx_init(&a, NULL);
+    if (alloc)
+        a = *alloc;
+    else
+        klc_alloc_ctx_init(&a, NULL);
     klc_st_file *f = klc_alloc_zeroed(&a, sizeof *f);
     if (!f) return KLC_ERR_OUT_OF_MEMORY;
     f->alloc = a;
@@ -384,8 +396,8 @@ int klc_st_open(const char *path, const klc_alloc_ctx *alloc, klc_st_file **out)
     f->file_size = (uint64_t)st.st_size;
     if (f->file_size < 8) {
         status = klc_fail(KLC_ERR_FORMAT,
-                          "%s: file is %llu bytes, too short for the 8-byte header length",
-                          path, (unsigned long long)f->file_size);
+                          "%s: file is %llu bytes, too short for the 8-byte header length", path,
+                          (unsigned long long)f->file_size);
         goto done;
     }
     unsigned char len_bytes[8];
@@ -427,13 +439,15 @@ int klc_st_read_f32(const klc_st_file *f, int32_t index, uint64_t first, uint64_
     const klc_st_tensor *t = klc_st_tensor_at(f, index);
     if (!t) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: no tensor %d", f->path, index);
     if (first > t->numel || count > t->numel - first)
-        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: tensor '%s': elements [%llu, +%llu) out of range",
-                        f->path, t->name, (unsigned long long)first, (unsigned long long)count);
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT,
+                        "%s: tensor '%s': elements [%llu, +%llu) out of range", f->path, t->name,
+                        (unsigned long long)first, (unsigned long long)count);
     char what[256];
     snprintf(what, sizeof what, "tensor '%s'", t->name);
     uint64_t offset = f->data_start + t->begin;
     switch (t->dtype) {
-    case KLC_ST_F32: return pread_all(f, dst, (size_t)count * 4, offset + first * 4, what);
+    case KLC_ST_F32:
+        return pread_all(f, dst, (size_t)count * 4, offset + first * 4, what);
     case KLC_ST_F16:
     case KLC_ST_BF16: {
         uint16_t buf[4096];
@@ -500,9 +514,12 @@ static void sb_printf(strbuf *b, const char *fmt, ...) {
 static void sb_json_string(strbuf *b, const char *s) {
     sb_printf(b, "\"");
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') sb_printf(b, "\\%c", *c);
-        else if (*c < 0x20) sb_printf(b, "\\u%04x", *c);
-        else sb_printf(b, "%c", *c);
+        if (*c == '"' || *c == '\\')
+            sb_printf(b, "\\%c", *c);
+        else if (*c < 0x20)
+            sb_printf(b, "\\u%04x", *c);
+        else
+            sb_printf(b, "%c", *c);
     }
     sb_printf(b, "\"");
 }
@@ -543,13 +560,14 @@ int klc_st_write(klc_atomic_file *af, const klc_st_entry *entries, int32_t n,
         const klc_st_entry *e = order[i].e;
         if (!e->name || strcmp(e->name, "__metadata__") == 0 ||
             (i > 0 && strcmp(order[i - 1].e->name, e->name) == 0)) {
-            status = klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: tensor name '%s' is invalid or repeated",
-                              af->target, e->name ? e->name : "(null)");
+            status =
+                klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: tensor name '%s' is invalid or repeated",
+                         af->target, e->name ? e->name : "(null)");
             goto done;
         }
         if (e->ndim < 0 || e->ndim > KLC_ST_MAX_DIMS) {
-            status = klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: tensor '%s': %d dimensions", af->target,
-                              e->name, e->ndim);
+            status = klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: tensor '%s': %d dimensions",
+                              af->target, e->name, e->ndim);
             goto done;
         }
         uint64_t numel = 1;

@@ -13,7 +13,7 @@
 
 /* Header sizes above this are refused as hostile (the reference implementation's limit). */
 #define KLC_ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000)
-#define KLC_ST_MAX_DIMS 8
+#define KLC_ST_MAX_DIMS   8
 
 typedef enum klc_st_dtype {
     KLC_ST_BOOL,
