@@ -1202,6 +1202,62 @@ START_TEST(reference_checkpoints_load) {
 }
 END_TEST
 
+/* Seeded random damage to a valid checkpoint (byte flips in the header and data, the
+ * header length, truncation): every load must fail cleanly or succeed, never crash (run
+ * under the sanitizers), and only with the statuses klc.h promises for bad files. */
+START_TEST(damaged_files_fail_cleanly) {
+    klc_model *m = small_model(21, 1, 8);
+    char *dir = tu_make_temp_dir("damage");
+    ck_klc(klc_model_save(m, dir));
+    char *path = path_in(dir, "model.safetensors");
+    size_t size;
+    unsigned char *good = (unsigned char *)tu_read_file(path, &size);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = (hl << 8) | good[i];
+    unsigned char *bad = malloc(size);
+    klc_rng r;
+    klc_rng_init(&r, 99, KLC_STREAM_USER);
+    int outcomes[3] = {0, 0, 0};
+    for (uint64_t iter = 0; iter < 1500; iter++) {
+        memcpy(bad, good, size);
+        size_t len = size;
+        uint32_t w[4];
+        klc_rng_words(&r, iter, 0, w);
+        int kind = (int)(w[0] % 4);
+        if (kind == 0) { /* a few bytes of the header */
+            for (uint32_t k = 0; k <= w[1] % 4; k++) {
+                klc_rng_words(&r, iter, k + 1, w);
+                bad[8 + w[2] % hl] = (unsigned char)w[3];
+            }
+        } else if (kind == 1) { /* a printable character, which keeps more of the JSON */
+            bad[8 + w[2] % hl] = (unsigned char)(' ' + w[3] % 95);
+        } else if (kind == 2) { /* the header length */
+            bad[w[2] % 8] = (unsigned char)w[3];
+        } else { /* truncation */
+            len = w[2] % size;
+        }
+        ck_assert_int_eq(tu_write_file(path, bad, len), 0);
+        klc_model *back = NULL;
+        int s = klc_model_load(dir, NULL, &back);
+        ck_assert_msg(s == KLC_OK || s == KLC_ERR_FORMAT || s == KLC_ERR_UNSUPPORTED,
+                      "iteration %llu: %s: %s", (unsigned long long)iter, klc_status_str(s),
+                      klc_last_error());
+        ck_assert(s == KLC_OK ? back != NULL : back == NULL);
+        if (s != KLC_OK) ck_assert(strstr(klc_last_error(), "model.safetensors") != NULL);
+        outcomes[s == KLC_OK ? 0 : s == KLC_ERR_FORMAT ? 1 : 2]++;
+        klc_model_destroy(back);
+    }
+    /* Most damage is caught; some (a changed digit inside a float's bytes) is not damage. */
+    ck_assert_int_gt(outcomes[1], 1000);
+    free(bad);
+    free(good);
+    free(path);
+    tu_remove_tree(dir);
+    free(dir);
+    klc_model_destroy(m);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("io");
     TCase *conv = tcase_create("conversions");
@@ -1234,6 +1290,7 @@ int main(void) {
     tcase_add_test(model, load_refuses_mismatched_tensors);
     tcase_add_test(model, failed_save_keeps_the_old_checkpoint);
     tcase_add_test(model, reference_checkpoints_load);
+    tcase_add_test(model, damaged_files_fail_cleanly);
     suite_add_tcase(s, model);
     return tu_run_suite(s);
 }

@@ -56,7 +56,7 @@ void klc_st_close(klc_st_file *f);
 
 const char *klc_st_path(const klc_st_file *f);
 int32_t klc_st_count(const klc_st_file *f);
-/* Tensors in header order is unspecified; they are sorted by name. */
+/* Tensors sorted by name (the header's order carries no meaning). */
 const klc_st_tensor *klc_st_tensor_at(const klc_st_file *f, int32_t index);
 /* Index of a tensor by exact name, or -1. */
 int32_t klc_st_find(const klc_st_file *f, const char *name);
