@@ -179,7 +179,7 @@ int main(int argc, char **argv) {
         }
     }
     klc_blas_select_core_or_reexec(argv);
-    fprintf(stderr, "OpenBLAS kernels: %s\n", klc_blas_core_name());
+    fprintf(stderr, "OpenBLAS kernels: %s\n", klc_blas_core());
     const int n_new = quick ? 16 : 64;
     for (int si = 0; si < 2; si++) {
         if (only >= 0 && only != si) continue;

@@ -111,6 +111,16 @@ KLC_API int klc_set_num_threads(int n);
 /* The number of threads the next parallel region will use. */
 KLC_API int klc_get_num_threads(void);
 
+/* The kernel set OpenBLAS chose when it loaded, e.g. "SkylakeX", "Haswell", "Prescott". */
+KLC_API const char *klc_blas_core(void);
+/* OpenBLAS picks kernels from the CPU model once, at load; on a CPU newer than the installed
+ * OpenBLAS (Debian 12 ships 0.3.21) it falls back to its slowest x86-64 kernels, several
+ * times slower. When that happened and the CPU supports better ones, this returns the value
+ * to give the environment variable OPENBLAS_CORETYPE before OpenBLAS loads (a program can
+ * set it and re-execute itself, as the klc program does); otherwise NULL. The library never
+ * changes the environment itself. */
+KLC_API const char *klc_blas_suggested_core(void);
+
 /* ------------------------------------------------------------------------------------ */
 /* Random numbers                                                                       */
 /* ------------------------------------------------------------------------------------ */

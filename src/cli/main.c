@@ -1,14 +1,54 @@
 /* The klc program: subcommands over the library. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cli/commands.h"
+#include "core/blas_core.h"
 #include "klc.h"
 
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"logprob", klc_cmd_logprob, "log-probabilities of token sequences under a model"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof *COMMANDS)
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: klc <command> [options]\n       klc --version\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "\n'klc <command> --help' describes a command.\n");
+}
+
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+    klc_blas_select_core_or_reexec(argv);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
         printf("klc %s\n", klc_version_string());
+        const char *was = getenv("KLC_BLAS_FALLBACK_WAS");
+        printf("OpenBLAS kernels: %s", klc_blas_core());
+        if (was)
+            printf(" (OpenBLAS chose %s for this unrecognised CPU; klc restarted itself with "
+                   "OPENBLAS_CORETYPE set)",
+                   was);
+        printf("\n");
         return 0;
     }
-    fprintf(stderr, "usage: klc --version\n");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "klc: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
     return 2;
 }

@@ -1,15 +1,20 @@
+/* Which OpenBLAS kernels run, and which would be better on this CPU. */
 #include "blas_core.h"
+#include "internal.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 char *openblas_get_corename(void);
 
-const char *klc_blas_core_name(void) { return openblas_get_corename(); }
+const char *klc_blas_core(void) { return openblas_get_corename(); }
 
-static const char *better_core(void) {
+const char *klc_blas_suggested_core(void) {
+    const char *core = openblas_get_corename();
+    int fallback = core && (strcmp(core, "Prescott") == 0 || strcmp(core, "Core2") == 0 ||
+                            strcmp(core, "Nehalem") == 0 || strcmp(core, "generic") == 0);
+    if (!fallback) return NULL;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -22,17 +27,13 @@ static const char *better_core(void) {
 
 void klc_blas_select_core_or_reexec(char **argv) {
     if (getenv("OPENBLAS_CORETYPE") || getenv("KLC_NO_REEXEC")) return;
-    const char *core = openblas_get_corename();
-    int fallback = core && (strcmp(core, "Prescott") == 0 || strcmp(core, "Core2") == 0 ||
-                            strcmp(core, "Nehalem") == 0 || strcmp(core, "generic") == 0);
-    const char *want = better_core();
-    if (!fallback || !want) return;
+    const char *want = klc_blas_suggested_core();
+    if (!want) return;
+    /* Tells the restarted program (klc --version reports it) what happened. */
+    setenv("KLC_BLAS_FALLBACK_WAS", openblas_get_corename(), 1);
     setenv("OPENBLAS_CORETYPE", want, 1);
-    fprintf(stderr,
-            "klc: OpenBLAS did not recognise this CPU and chose its %s kernels; restarting "
-            "with OPENBLAS_CORETYPE=%s (set OPENBLAS_CORETYPE to choose yourself)\n",
-            core, want);
     execv("/proc/self/exe", argv);
     /* Re-execution failed: carry on with the slow kernels, correct all the same. */
     unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("KLC_BLAS_FALLBACK_WAS");
 }

@@ -1,0 +1,8 @@
+/* The klc program's subcommands; each takes the arguments after its name and returns the
+ * process exit status (0 success, 1 failure, 2 usage error). */
+#ifndef KLC_CLI_COMMANDS_H
+#define KLC_CLI_COMMANDS_H
+
+int klc_cmd_logprob(int argc, char **argv);
+
+#endif
