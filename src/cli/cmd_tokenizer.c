@@ -10,15 +10,14 @@
 #include <string.h>
 #include <time.h>
 
-static const char usage_main[] =
-    "usage: klc tokenizer <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  encode   text -> token ids\n"
-    "  decode   token ids -> text\n"
-    "  train    learn a byte-level BPE vocabulary from text files\n"
-    "\n"
-    "Run 'klc tokenizer <command> --help' for a command's options.\n";
+static const char usage_main[] = "usage: klc tokenizer <command> [options]\n"
+                                 "\n"
+                                 "commands:\n"
+                                 "  encode   text -> token ids\n"
+                                 "  decode   token ids -> text\n"
+                                 "  train    learn a byte-level BPE vocabulary from text files\n"
+                                 "\n"
+                                 "Run 'klc tokenizer <command> --help' for a command's options.\n";
 
 static const char usage_encode[] =
     "usage: klc tokenizer encode -t DIR [--eot-before] [--eot-after] [FILE]\n"
@@ -57,7 +56,9 @@ static const char usage_train[] =
     "  --min-frequency K    merge only pairs seen at least K times (default 2)\n"
     "  -h, --help           this help\n";
 
-static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
+static int is_help(const char *a) {
+    return !strcmp(a, "-h") || !strcmp(a, "--help");
+}
 
 static int usage_error(const char *usage, const char *fmt, const char *arg) {
     fprintf(stderr, "klc tokenizer: ");
@@ -176,8 +177,10 @@ static int parse_ids(const char *name, const char *text, size_t len, int32_t voc
         long long v = 0;
         int ok = 1;
         for (size_t k = i; k < j; k++) {
-            if (text[k] < '0' || text[k] > '9' || v > INT32_MAX) ok = 0;
-            else v = v * 10 + (text[k] - '0');
+            if (text[k] < '0' || text[k] > '9' || v > INT32_MAX)
+                ok = 0;
+            else
+                v = v * 10 + (text[k] - '0');
         }
         if (!ok) {
             fprintf(stderr, "klc tokenizer: %s:%zu: '%.*s' is not a token id\n", name, line,
@@ -283,9 +286,9 @@ static int cmd_train(int argc, char **argv) {
             dir = argv[i];
         } else if (!strcmp(a, "--vocab-size") || !strcmp(a, "--min-frequency")) {
             int is_vocab = !strcmp(a, "--vocab-size");
-            if (++i >= argc || parse_int(argv[i], is_vocab ? 257 : 1,
-                                         is_vocab ? (1 << 24) : INT64_MAX,
-                                         is_vocab ? &vocab : &minf)) {
+            if (++i >= argc ||
+                parse_int(argv[i], is_vocab ? 257 : 1, is_vocab ? (1 << 24) : INT64_MAX,
+                          is_vocab ? &vocab : &minf)) {
                 rc = usage_error(usage_train,
                                  is_vocab ? "%s needs a number from 257 to 16777216"
                                           : "%s needs a number of at least 1",
@@ -320,7 +323,8 @@ static int cmd_train(int argc, char **argv) {
         fprintf(stderr, "klc tokenizer: %s\n", klc_last_error());
     } else {
         double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-        fprintf(stderr, "klc tokenizer: %d tokens (end-of-text id %d) in %.2f s; wrote %s/vocab.json "
+        fprintf(stderr,
+                "klc tokenizer: %d tokens (end-of-text id %d) in %.2f s; wrote %s/vocab.json "
                 "and %s/merges.txt\n",
                 (int)klc_tokenizer_vocab_size(tok), (int)klc_tokenizer_eot_id(tok), s, dir, dir);
         rc = 0;

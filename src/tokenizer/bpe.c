@@ -64,8 +64,7 @@ static void push_pair(const klc_tokenizer *t, klc_bpe_scratch *b, size_t *hn, in
     if (r) heap_push(b->heap, hn, (*r << 32) | (uint32_t)i);
 }
 
-int klc_bpe_piece(klc_tokenizer *t, const uint8_t *piece, size_t n, int32_t *out,
-                  size_t *n_out) {
+int klc_bpe_piece(klc_tokenizer *t, const uint8_t *piece, size_t n, int32_t *out, size_t *n_out) {
     if (n == 1) {
         out[0] = t->byte_token[piece[0]];
         *n_out = 1;

@@ -102,8 +102,10 @@ int klc_chars_to_bytes(const char *s, size_t n, uint8_t *out, size_t *out_len, s
             *bad_cp = UINT32_MAX;
             return -1;
         }
-        if (k == 1) cp = u[i];
-        else if (k == 2) cp = ((uint32_t)(u[i] & 0x1f) << 6) | (u[i + 1] & 0x3f);
+        if (k == 1)
+            cp = u[i];
+        else if (k == 2)
+            cp = ((uint32_t)(u[i] & 0x1f) << 6) | (u[i + 1] & 0x3f);
         else if (k == 3)
             cp = ((uint32_t)(u[i] & 0x0f) << 12) | ((uint32_t)(u[i + 1] & 0x3f) << 6) |
                  (u[i + 2] & 0x3f);

@@ -103,8 +103,7 @@ int klc_tokenizer_encode(klc_tokenizer *t, const char *text, size_t len, uint32_
     *n_out = total;
     if (total > capacity)
         return klc_fail(KLC_ERR_INVALID_ARGUMENT,
-                        "klc_tokenizer_encode: %zu ids needed, capacity is %zu", total,
-                        capacity);
+                        "klc_tokenizer_encode: %zu ids needed, capacity is %zu", total, capacity);
     return KLC_OK;
 }
 
@@ -130,7 +129,6 @@ int klc_tokenizer_decode(const klc_tokenizer *t, const int32_t *ids, size_t n, c
     *len_out = total;
     if (total > capacity)
         return klc_fail(KLC_ERR_INVALID_ARGUMENT,
-                        "klc_tokenizer_decode: %zu bytes needed, capacity is %zu", total,
-                        capacity);
+                        "klc_tokenizer_decode: %zu bytes needed, capacity is %zu", total, capacity);
     return KLC_OK;
 }

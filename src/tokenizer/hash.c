@@ -96,8 +96,8 @@ static klc_bytesmap_slot *bytesmap_empty_slot(klc_bytesmap *m, uint64_t hash) {
     return &m->slots[i];
 }
 
-int klc_bytesmap_insert(klc_bytesmap *m, const void *key, size_t len, uint64_t hash,
-                        uint64_t val, klc_bytesmap_slot **slot_out) {
+int klc_bytesmap_insert(klc_bytesmap *m, const void *key, size_t len, uint64_t hash, uint64_t val,
+                        klc_bytesmap_slot **slot_out) {
     if (len >= UINT32_MAX || m->arena_len + len > UINT32_MAX)
         return klc_fail(KLC_ERR_OUT_OF_MEMORY, "hash map keys exceed 4 GiB");
     if (m->arena_len + len > m->arena_cap) {

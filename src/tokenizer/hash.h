@@ -87,14 +87,13 @@ static inline klc_bytesmap_slot *klc_bytesmap_find(const klc_bytesmap *m, const 
     for (;;) {
         klc_bytesmap_slot *s = &m->slots[i];
         if (s->len == UINT32_MAX) return NULL;
-        if (s->hash == hash && s->len == len && memcmp(m->arena + s->off, key, len) == 0)
-            return s;
+        if (s->hash == hash && s->len == len && memcmp(m->arena + s->off, key, len) == 0) return s;
         i = (i + 1) & mask;
     }
 }
 /* Inserts a key that is not in the map; *slot_out (may be NULL) receives its slot, valid
  * until the next insert. */
-int klc_bytesmap_insert(klc_bytesmap *m, const void *key, size_t len, uint64_t hash,
-                        uint64_t val, klc_bytesmap_slot **slot_out);
+int klc_bytesmap_insert(klc_bytesmap *m, const void *key, size_t len, uint64_t hash, uint64_t val,
+                        klc_bytesmap_slot **slot_out);
 
 #endif

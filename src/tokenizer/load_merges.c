@@ -48,8 +48,8 @@ int klc_tok_parse_merges(klc_tokenizer *t, const char *buf, size_t len, const ch
             char q[80];
             quote_field(s, n, q, sizeof q);
             st = klc_fail(KLC_ERR_FORMAT,
-                          "%s:%zu: expected two tokens separated by one space, got %s", name,
-                          line, q);
+                          "%s:%zu: expected two tokens separated by one space, got %s", name, line,
+                          q);
             goto done;
         }
         size_t ln = (size_t)(sp - s), rn = n - ln - 1;
@@ -67,8 +67,8 @@ int klc_tok_parse_merges(klc_tokenizer *t, const char *buf, size_t len, const ch
         if (st == KLC_TOK_MERGE_DUPLICATE) {
             char q[80];
             quote_field(s, n, q, sizeof q);
-            st = klc_fail(KLC_ERR_FORMAT, "%s:%zu: duplicate merge %s (also line %zu)", name,
-                          line, q, lines[other]);
+            st = klc_fail(KLC_ERR_FORMAT, "%s:%zu: duplicate merge %s (also line %zu)", name, line,
+                          q, lines[other]);
             goto done;
         }
         if (st == KLC_TOK_MERGE_NO_RESULT) {

@@ -32,8 +32,8 @@ int klc_tok_parse_vocab(const klc_alloc_ctx *ac, const char *buf, size_t len, co
     }
     n = json_object_size(root);
     if (n < 256 || n > (1u << 24)) {
-        st = klc_fail(KLC_ERR_FORMAT, "%s: %zu tokens; a byte-level vocabulary has 256..%u",
-                      name, n, 1u << 24);
+        st = klc_fail(KLC_ERR_FORMAT, "%s: %zu tokens; a byte-level vocabulary has 256..%u", name,
+                      n, 1u << 24);
         goto done;
     }
     /* Keys are at most as long in bytes as in characters. */

@@ -69,8 +69,8 @@ int klc_pretok_next(klc_pretok *p, klc_pretok_iter *it, size_t *start, size_t *n
     } else {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(rc, msg, sizeof msg);
-        return klc_fail(KLC_ERR_INTERNAL, "pre-tokenizer match failed at byte %zu: %s",
-                        it->pos, (const char *)msg);
+        return klc_fail(KLC_ERR_INTERNAL, "pre-tokenizer match failed at byte %zu: %s", it->pos,
+                        (const char *)msg);
     }
     if (end <= at) end = at + 1; /* never stall on an empty match */
     *start = it->pos;

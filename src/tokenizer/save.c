@@ -129,8 +129,8 @@ int klc_tokenizer_save(const klc_tokenizer *t, const char *dir) {
         put_chars(&m, t, t->merges[r].right, 0);
         put(&m, "\n", 1);
     }
-    int st = (v.failed || m.failed) ? klc_fail(KLC_ERR_OUT_OF_MEMORY, "out of memory saving")
-                                    : KLC_OK;
+    int st =
+        (v.failed || m.failed) ? klc_fail(KLC_ERR_OUT_OF_MEMORY, "out of memory saving") : KLC_OK;
     if (!st) st = write_atomic(dir, "vocab.json", &v);
     if (!st) st = write_atomic(dir, "merges.txt", &m);
     klc_free(&t->ac, v.p, v.cap);

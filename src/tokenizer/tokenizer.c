@@ -20,8 +20,8 @@ int klc_tok_create(const klc_alloc_ctx *ac, int32_t n_tokens, const uint32_t *of
                    const char *bytes, klc_tokenizer **out) {
     *out = NULL;
     if (n_tokens < 256 || n_tokens > (1 << 24))
-        return klc_fail(KLC_ERR_FORMAT, "%d tokens; a byte-level vocabulary has 256..%d",
-                        n_tokens, 1 << 24);
+        return klc_fail(KLC_ERR_FORMAT, "%d tokens; a byte-level vocabulary has 256..%d", n_tokens,
+                        1 << 24);
     klc_tokenizer *t = klc_alloc_zeroed(ac, sizeof *t);
     if (!t) return KLC_ERR_OUT_OF_MEMORY;
     t->ac = *ac;
@@ -54,8 +54,7 @@ int klc_tok_create(const klc_alloc_ctx *ac, int32_t n_tokens, const uint32_t *of
         klc_bytesmap_slot *s = klc_bytesmap_find(&t->token_ids, b, n, h);
         if (s) {
             klc_tok_describe(b, n, desc, sizeof desc);
-            st = klc_fail(KLC_ERR_FORMAT, "token %s has two ids, %d and %d", desc, (int)s->val,
-                          i);
+            st = klc_fail(KLC_ERR_FORMAT, "token %s has two ids, %d and %d", desc, (int)s->val, i);
             goto fail;
         }
         if ((st = klc_bytesmap_insert(&t->token_ids, b, n, h, (uint64_t)i, NULL))) goto fail;
@@ -68,8 +67,7 @@ int klc_tok_create(const klc_alloc_ctx *ac, int32_t n_tokens, const uint32_t *of
             uint8_t b = (uint8_t)i;
             klc_tok_describe((const char *)&b, 1, desc, sizeof desc);
             st = klc_fail(KLC_ERR_FORMAT,
-                          "no token for byte 0x%02X (%s): byte-level BPE needs all 256", i,
-                          desc);
+                          "no token for byte 0x%02X (%s): byte-level BPE needs all 256", i, desc);
             goto fail;
         }
     }
@@ -96,8 +94,8 @@ int klc_tok_add_merge(klc_tokenizer *t, int32_t left, int32_t right, int32_t *ot
     }
     memcpy(cat, t->tok_bytes + t->tok_off[left], ln);
     memcpy(cat + ln, t->tok_bytes + t->tok_off[right], rn);
-    klc_bytesmap_slot *s = klc_bytesmap_find(&t->token_ids, cat, ln + rn,
-                                             klc_hash_bytes(cat, ln + rn));
+    klc_bytesmap_slot *s =
+        klc_bytesmap_find(&t->token_ids, cat, ln + rn, klc_hash_bytes(cat, ln + rn));
     if (cat != stack) klc_free(&t->ac, cat, ln + rn);
     if (!s) return KLC_TOK_MERGE_NO_RESULT;
     if (t->n_merges == t->merges_cap) {
@@ -134,12 +132,15 @@ void klc_tokenizer_destroy(klc_tokenizer *t) {
     klc_free(&ac, t, sizeof *t);
 }
 
-int32_t klc_tokenizer_vocab_size(const klc_tokenizer *t) { return t ? t->n_tokens : -1; }
+int32_t klc_tokenizer_vocab_size(const klc_tokenizer *t) {
+    return t ? t->n_tokens : -1;
+}
 
-int32_t klc_tokenizer_eot_id(const klc_tokenizer *t) { return t ? t->eot_id : -1; }
+int32_t klc_tokenizer_eot_id(const klc_tokenizer *t) {
+    return t ? t->eot_id : -1;
+}
 
-int klc_tokenizer_token_bytes(const klc_tokenizer *t, int32_t id, const char **bytes,
-                              size_t *len) {
+int klc_tokenizer_token_bytes(const klc_tokenizer *t, int32_t id, const char **bytes, size_t *len) {
     KLC_CHECK_ARG(t && bytes && len);
     if (id < 0 || id >= t->n_tokens)
         return klc_fail(KLC_ERR_INVALID_ARGUMENT, "token id %d is out of range 0..%d", id,

@@ -63,8 +63,7 @@ int klc_tok_add_merge(klc_tokenizer *tok, int32_t left, int32_t right, int32_t *
 void klc_tok_describe(const char *bytes, size_t n, char *out, size_t cap);
 
 /* BPE over one piece: writes at most n ids to out and their count to *n_out. */
-int klc_bpe_piece(klc_tokenizer *tok, const uint8_t *piece, size_t n, int32_t *out,
-                  size_t *n_out);
+int klc_bpe_piece(klc_tokenizer *tok, const uint8_t *piece, size_t n, int32_t *out, size_t *n_out);
 
 /* Parsers over whole file contents; `name` is the file name used in messages. */
 int klc_tok_parse_vocab(const klc_alloc_ctx *ac, const char *buf, size_t len, const char *name,

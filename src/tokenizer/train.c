@@ -98,8 +98,8 @@ static int add_token(trainer *tr, const char *b, size_t n, uint64_t h) {
  * right's (memcmp order, a proper prefix first), so the result never depends on hashing. */
 static int cmp_bytes(const trainer *tr, int32_t a, int32_t b) {
     size_t an = tr->tok_off[a + 1] - tr->tok_off[a], bn = tr->tok_off[b + 1] - tr->tok_off[b];
-    int c = memcmp(tr->tok_bytes + tr->tok_off[a], tr->tok_bytes + tr->tok_off[b],
-                   an < bn ? an : bn);
+    int c =
+        memcmp(tr->tok_bytes + tr->tok_off[a], tr->tok_bytes + tr->tok_off[b], an < bn ? an : bn);
     if (c) return c;
     return an < bn ? -1 : an > bn ? 1 : 0;
 }
@@ -169,8 +169,8 @@ static int pair_add(trainer *tr, int32_t l, int32_t r, int64_t delta, int32_t wo
     if (delta > 0) {
         if (p->last_word != word) {
             size_t cap = p->cap_words;
-            KLC_TRY(grow(&tr->ac, (void **)&p->words, &cap, (size_t)p->n_words + 1,
-                         sizeof(int32_t)));
+            KLC_TRY(
+                grow(&tr->ac, (void **)&p->words, &cap, (size_t)p->n_words + 1, sizeof(int32_t)));
             p->cap_words = (uint32_t)cap;
             p->words[p->n_words++] = word;
             p->last_word = word;
@@ -349,9 +349,10 @@ static int train(trainer *tr, const char *const *files, size_t n_files, int32_t 
 int klc_tokenizer_train_options_init(klc_tokenizer_train_options *o, uint32_t version) {
     KLC_CHECK_ARG(o);
     if (version != KLC_TOKENIZER_TRAIN_OPTIONS_VERSION)
-        return klc_fail(KLC_ERR_UNSUPPORTED, "klc_tokenizer_train_options version %u (this "
-                        "library knows %d)", (unsigned)version,
-                        KLC_TOKENIZER_TRAIN_OPTIONS_VERSION);
+        return klc_fail(KLC_ERR_UNSUPPORTED,
+                        "klc_tokenizer_train_options version %u (this "
+                        "library knows %d)",
+                        (unsigned)version, KLC_TOKENIZER_TRAIN_OPTIONS_VERSION);
     memset(o, 0, sizeof *o);
     o->version = version;
     o->vocab_size = 8192;
@@ -398,8 +399,10 @@ int klc_tokenizer_train(const char *const *files, size_t n_files,
         st = klc_tok_add_merge(t, tr.merges[k].left, tr.merges[k].right, &other);
         if (st != KLC_OK) {
             klc_tokenizer_destroy(t);
-            st = st > 0 ? klc_fail(KLC_ERR_INTERNAL, "trainer produced an inconsistent merge "
-                                   "%zu", k)
+            st = st > 0 ? klc_fail(KLC_ERR_INTERNAL,
+                                   "trainer produced an inconsistent merge "
+                                   "%zu",
+                                   k)
                         : st;
             goto done;
         }
