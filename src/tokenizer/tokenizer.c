@@ -32,6 +32,7 @@ int klc_tok_create(const klc_alloc_ctx *ac, int32_t n_tokens, const uint32_t *of
     size_t total = off[n_tokens];
     t->tok_off = klc_alloc(ac, ((size_t)n_tokens + 1) * sizeof(uint32_t));
     t->tok_bytes = klc_alloc(ac, total);
+    t->tok_bytes_len = total;
     if (!t->tok_off || !t->tok_bytes) {
         st = KLC_ERR_OUT_OF_MEMORY;
         goto fail;
@@ -116,7 +117,7 @@ void klc_tokenizer_destroy(klc_tokenizer *t) {
     if (!t) return;
     klc_alloc_ctx ac = t->ac;
     klc_free(&ac, t->tok_off, ((size_t)t->n_tokens + 1) * sizeof(uint32_t));
-    klc_free(&ac, t->tok_bytes, t->tok_off ? t->tok_off[t->n_tokens] : 0);
+    klc_free(&ac, t->tok_bytes, t->tok_bytes_len);
     klc_bytesmap_free(&t->token_ids);
     klc_u64map_free(&t->pair_rank);
     klc_free(&ac, t->merges, (size_t)t->merges_cap * sizeof(klc_tok_merge));

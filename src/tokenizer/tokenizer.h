@@ -27,6 +27,7 @@ struct klc_tokenizer {
     int32_t n_tokens;
     uint32_t *tok_off; /* [n_tokens + 1]: token i is tok_bytes[tok_off[i] .. tok_off[i+1]) */
     char *tok_bytes;
+    size_t tok_bytes_len;
     klc_bytesmap token_ids; /* token bytes -> id */
     int32_t byte_token[256];
     int32_t eot_id;
