@@ -11,17 +11,12 @@ static size_t pow2_at_least(size_t n) {
 
 static int u64map_alloc(klc_u64map *m, size_t cap) {
     size_t bytes;
-    if (klc_mul_overflows(cap, sizeof(uint64_t), &bytes))
+    if (klc_mul_overflows(cap, sizeof(klc_u64map_slot), &bytes))
         return klc_fail(KLC_ERR_OUT_OF_MEMORY, "hash map too large");
-    uint64_t *k = klc_alloc(&m->ac, bytes), *v = klc_alloc(&m->ac, bytes);
-    if (!k || !v) {
-        klc_free(&m->ac, k, bytes);
-        klc_free(&m->ac, v, bytes);
-        return KLC_ERR_OUT_OF_MEMORY;
-    }
-    memset(k, 0xff, bytes);
-    m->keys = k;
-    m->vals = v;
+    klc_u64map_slot *s = klc_alloc(&m->ac, bytes);
+    if (!s) return KLC_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < cap; i++) s[i].key = KLC_U64MAP_EMPTY;
+    m->slots = s;
     m->cap = cap;
     return KLC_OK;
 }
@@ -33,18 +28,17 @@ int klc_u64map_init(klc_u64map *m, const klc_alloc_ctx *ac, size_t expected) {
 }
 
 void klc_u64map_free(klc_u64map *m) {
-    klc_free(&m->ac, m->keys, m->cap * sizeof(uint64_t));
-    klc_free(&m->ac, m->vals, m->cap * sizeof(uint64_t));
-    m->keys = m->vals = NULL;
+    klc_free(&m->ac, m->slots, m->cap * sizeof(klc_u64map_slot));
+    m->slots = NULL;
     m->cap = m->count = 0;
 }
 
 static void u64map_place(klc_u64map *m, uint64_t key, uint64_t val) {
     size_t mask = m->cap - 1, i = (size_t)klc_hash_u64(key) & mask;
-    while (m->keys[i] != KLC_U64MAP_EMPTY && m->keys[i] != key) i = (i + 1) & mask;
-    if (m->keys[i] == KLC_U64MAP_EMPTY) m->count++;
-    m->keys[i] = key;
-    m->vals[i] = val;
+    while (m->slots[i].key != KLC_U64MAP_EMPTY && m->slots[i].key != key) i = (i + 1) & mask;
+    if (m->slots[i].key == KLC_U64MAP_EMPTY) m->count++;
+    m->slots[i].key = key;
+    m->slots[i].val = val;
 }
 
 int klc_u64map_put(klc_u64map *m, uint64_t key, uint64_t val) {
@@ -53,7 +47,8 @@ int klc_u64map_put(klc_u64map *m, uint64_t key, uint64_t val) {
         KLC_TRY(u64map_alloc(m, old.cap ? old.cap * 2 : 16));
         m->count = 0;
         for (size_t i = 0; i < old.cap; i++)
-            if (old.keys[i] != KLC_U64MAP_EMPTY) u64map_place(m, old.keys[i], old.vals[i]);
+            if (old.slots[i].key != KLC_U64MAP_EMPTY)
+                u64map_place(m, old.slots[i].key, old.slots[i].val);
         klc_u64map_free(&old);
     }
     u64map_place(m, key, val);

@@ -38,8 +38,12 @@ static inline uint64_t klc_hash_bytes(const void *data, size_t n) {
 
 /* uint64 -> uint64. The key UINT64_MAX is reserved (it marks empty slots); the
  * tokenizer's keys are (left id << 32 | right id) with ids < 2^31, which never reach it. */
+typedef struct klc_u64map_slot {
+    uint64_t key, val; /* together, so that a lookup touches one cache line */
+} klc_u64map_slot;
+
 typedef struct klc_u64map {
-    uint64_t *keys, *vals;
+    klc_u64map_slot *slots;
     size_t cap, count; /* cap is a power of two, or 0 */
     klc_alloc_ctx ac;
 } klc_u64map;
@@ -53,8 +57,8 @@ static inline uint64_t *klc_u64map_find(const klc_u64map *m, uint64_t key) {
     if (m->cap == 0) return NULL;
     size_t mask = m->cap - 1, i = (size_t)klc_hash_u64(key) & mask;
     for (;;) {
-        uint64_t k = m->keys[i];
-        if (k == key) return &m->vals[i];
+        uint64_t k = m->slots[i].key;
+        if (k == key) return &m->slots[i].val;
         if (k == KLC_U64MAP_EMPTY) return NULL;
         i = (i + 1) & mask;
     }

@@ -9,6 +9,63 @@
 static const char gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+/* The class of each ASCII character according to PCRE2's own \p{L}, \p{N} and \s. */
+static int ascii_classes(uint8_t *cls) {
+    static const char *const pats[3] = {"\\p{L}", "\\p{N}", "\\s"};
+    memset(cls, KLC_PRETOK_OTHER, 128);
+    for (int k = 0; k < 3; k++) {
+        int err;
+        PCRE2_SIZE off;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)pats[k], PCRE2_ZERO_TERMINATED,
+                                       PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED, &err, &off, NULL);
+        pcre2_match_data *md = re ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
+        if (!md) {
+            pcre2_code_free(re);
+            return klc_fail(KLC_ERR_INTERNAL, "cannot compile a PCRE2 character class");
+        }
+        for (int c = 0; c < 128; c++) {
+            uint8_t ch = (uint8_t)c;
+            if (pcre2_match(re, &ch, 1, 0, 0, md, NULL) > 0) cls[c] = (uint8_t)(k + 1);
+        }
+        pcre2_match_data_free(md);
+        pcre2_code_free(re);
+    }
+    return KLC_OK;
+}
+
+/* The end of the piece at s[i] (ASCII) in a text ending at `end`, as GPT-2's pattern cuts
+ * it, or 0 when the answer depends on a non-ASCII character. */
+static size_t ascii_piece(const uint8_t *cls, const uint8_t *s, size_t i, size_t end) {
+    uint8_t c = s[i];
+    if (c == '\'' && i + 1 < end) {
+        uint8_t d = s[i + 1];
+        if (d == 's' || d == 't' || d == 'm' || d == 'd') return i + 2;
+        if (i + 2 < end) {
+            uint8_t e = s[i + 2];
+            if ((d == 'r' && e == 'e') || (d == 'v' && e == 'e') || (d == 'l' && e == 'l'))
+                return i + 3;
+        }
+    }
+    size_t j = i;
+    int k = cls[c];
+    if (c == ' ' && i + 1 < end) {
+        if (s[i + 1] >= 0x80) return 0;
+        /* " ?X+": a space joins a following letter, number or other run. */
+        if (cls[s[i + 1]] != KLC_PRETOK_SPACE) k = cls[s[j = i + 1]];
+    }
+    size_t e = j + 1;
+    if (k != KLC_PRETOK_SPACE) {
+        while (e < end && s[e] < 0x80 && cls[s[e]] == k) e++;
+        return (e < end && s[e] >= 0x80) ? 0 : e;
+    }
+    while (e < end && s[e] < 0x80 && cls[s[e]] == KLC_PRETOK_SPACE) e++;
+    if (e == end) return e;
+    if (s[e] >= 0x80) return 0;
+    /* "\s+(?!\S)" leaves the last white space to start the next piece; a single one is
+     * taken by "\s+". */
+    return e - i >= 2 ? e - 1 : e;
+}
+
 int klc_pretok_init(klc_pretok *p) {
     memset(p, 0, sizeof *p);
     int err;
@@ -24,6 +81,13 @@ int klc_pretok_init(klc_pretok *p) {
     /* Without JIT (a PCRE2 built without it) the interpreter gives the same pieces,
      * only more slowly. */
     p->jit = pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE) == 0;
+    int st = ascii_classes(p->ascii_class);
+    if (st) {
+        pcre2_code_free(p->code);
+        p->code = NULL;
+        return st;
+    }
+    p->ascii_fast = 1;
     p->match = pcre2_match_data_create_from_pattern(p->code, NULL);
     if (!p->match) {
         pcre2_code_free(p->code);
@@ -52,6 +116,15 @@ int klc_pretok_next(klc_pretok *p, klc_pretok_iter *it, size_t *start, size_t *n
         }
         it->seg_start = it->pos;
         it->seg_end = it->pos + v;
+    }
+    if (p->ascii_fast && it->text[it->pos] < 0x80) {
+        size_t e = ascii_piece(p->ascii_class, it->text, it->pos, it->seg_end);
+        if (e) {
+            *start = it->pos;
+            *n = e - it->pos;
+            it->pos = e;
+            return 1;
+        }
     }
     const uint8_t *seg = it->text + it->seg_start;
     size_t seg_len = it->seg_end - it->seg_start, at = it->pos - it->seg_start;

@@ -11,7 +11,15 @@ typedef struct klc_pretok {
     pcre2_code *code;
     pcre2_match_data *match;
     int jit; /* the pattern was JIT-compiled */
+    /* The ASCII shortcut: pieces made only of ASCII characters are cut by hand, with the
+     * character classes taken from PCRE2 itself (so both agree by construction); anything
+     * that could reach a non-ASCII character goes to PCRE2. On by default; tests turn it
+     * off to check that both paths cut every text the same way. */
+    int ascii_fast;
+    uint8_t ascii_class[128]; /* KLC_PRETOK_* */
 } klc_pretok;
+
+enum { KLC_PRETOK_OTHER = 0, KLC_PRETOK_LETTER = 1, KLC_PRETOK_NUMBER = 2, KLC_PRETOK_SPACE = 3 };
 
 int klc_pretok_init(klc_pretok *p);
 void klc_pretok_free(klc_pretok *p);
