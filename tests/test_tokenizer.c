@@ -148,6 +148,80 @@ START_TEST(gpt2_facts) {
 }
 END_TEST
 
+
+/* The ASCII shortcut and PCRE2 alone must cut every text identically. Random texts mix
+ * the characters where the rules are subtle (quotes, white space runs, digits) with
+ * non-ASCII letters, numbers, spaces and punctuation next to them. */
+static void assert_same_pieces(klc_pretok *fast, klc_pretok *slow, const char *s, size_t len) {
+    klc_pretok_iter a, b;
+    klc_pretok_begin(&a, s, len);
+    klc_pretok_begin(&b, s, len);
+    for (;;) {
+        size_t sa = 0, na = 0, sb = 0, nb = 0;
+        int ra = klc_pretok_next(fast, &a, &sa, &na), rb = klc_pretok_next(slow, &b, &sb, &nb);
+        ck_assert_int_eq(ra, rb);
+        if (ra <= 0) break;
+        ck_assert_msg(sa == sb && na == nb, "piece at %zu: %zu vs %zu bytes in '%.*s'", sa, na,
+                      nb, (int)len, s);
+    }
+}
+
+START_TEST(ascii_shortcut_cuts_like_pcre2) {
+    klc_pretok fast, slow;
+    ck_klc(klc_pretok_init(&fast));
+    ck_klc(klc_pretok_init(&slow));
+    ck_assert_int_eq(fast.ascii_fast, 1);
+    slow.ascii_fast = 0;
+    ck_assert_int_eq(fast.ascii_class['a'], KLC_PRETOK_LETTER);
+    ck_assert_int_eq(fast.ascii_class['7'], KLC_PRETOK_NUMBER);
+    ck_assert_int_eq(fast.ascii_class['\t'], KLC_PRETOK_SPACE);
+    ck_assert_int_eq(fast.ascii_class['\''], KLC_PRETOK_OTHER);
+    static const char *const atoms[] = {
+        "a", "Z", "q", "0", "9", " ", " ", " ", "\n", "\t", "\r\n", "\v", "\f", "'", "'", "s",
+        "t", "re", "ve", "m", "ll", "d", "S", "!", ".", "\"", "-", "\x01", "\x1c", "\x7f",
+        "\xc3\xa9",         /* é, a letter */
+        "\xc2\xa0",         /* no-break space */
+        "\xe2\x80\x83",     /* em space */
+        "\xe2\x80\x9c",     /* left double quote, punctuation */
+        "\xd9\xa3",         /* Arabic-Indic digit three */
+        "\xc2\xbd",         /* one half, a number */
+        "\xcc\x81",         /* combining acute, a mark (neither L nor N) */
+        "\xf0\x9f\x98\x80", /* emoji */
+        "\xe2\x80\xa8",     /* line separator */
+        "\xc2\x85",         /* next line */
+    };
+    const size_t na = sizeof atoms / sizeof atoms[0];
+    klc_rng r;
+    klc_rng_init(&r, 13, KLC_STREAM_USER);
+    uint64_t ctr = 0;
+    char s[512];
+    for (int trial = 0; trial < 20000; trial++) {
+        size_t len = 0, k = 1 + rnd(&r, &ctr) % 24;
+        for (size_t i = 0; i < k; i++) {
+            const char *a = atoms[rnd(&r, &ctr) % na];
+            size_t al = strlen(a);
+            memcpy(s + len, a, al);
+            len += al;
+        }
+        assert_same_pieces(&fast, &slow, s, len);
+    }
+    /* And the reference texts. */
+    FILE *f = fopen(GPT2_DIR "/vectors.jsonl", "r");
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *v = json_loads(line, 0, NULL);
+        json_t *t = json_object_get(v, "text");
+        assert_same_pieces(&fast, &slow, json_string_value(t), json_string_length(t));
+        json_decref(v);
+    }
+    free(line);
+    fclose(f);
+    klc_pretok_free(&fast);
+    klc_pretok_free(&slow);
+}
+END_TEST
+
 /* --- end of text ---------------------------------------------------------------------- */
 
 START_TEST(eot_only_through_flags) {
@@ -858,6 +932,7 @@ int main(void) {
     tcase_add_test(tc, all_reference_vectors_give_exact_ids);
     tcase_add_test(tc, heap_bpe_equals_reference_bpe_on_random_pieces);
     tcase_add_test(tc, gpt2_facts);
+    tcase_add_test(tc, ascii_shortcut_cuts_like_pcre2);
     tcase_add_test(tc, eot_only_through_flags);
     tcase_add_test(tc, capacity_and_needed_sizes);
     tcase_add_test(tc, round_trip_random_valid_utf8);
