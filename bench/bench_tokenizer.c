@@ -6,7 +6,7 @@
  * encode reports the median of N runs for a cold handle (freshly loaded: the per-piece
  * cache starts empty) and a warm one (the same handle encoding the file again), since a
  * training loop tokenizes with a long-lived handle. --paragraphs encodes the text in
- * pieces ending at blank lines, one call each, as the reference benchmark does for its
+ * pieces ending after each "\n\n", one call each, as the reference benchmark does for its
  * per-paragraph figure. --ids writes the ids (one line, spaces) for comparison. */
 #include "klc.h"
 
@@ -60,12 +60,15 @@ static size_t encode_all(klc_tokenizer *t, const char *text, size_t len, int par
         if (klc_tokenizer_encode(t, text, len, 0, ids, len + 2, &n)) return (size_t)-1;
         return n;
     }
+    /* Cut after every "\n\n", overlapping ones included, as JavaScript's
+     * split(/(?<=\n\n)/) does on the reference side. */
     size_t start = 0;
     while (start < len) {
-        const char *end = strstr(text + start, "\n\n");
-        size_t stop = end ? (size_t)(end - text) + 2 : len;
-        if (klc_tokenizer_encode(t, text + start, stop - start, 0, ids + total,
-                                 len + 2 - total, &n))
+        size_t stop = start + 1;
+        while (stop < len && !(stop >= 2 && text[stop - 2] == '\n' && text[stop - 1] == '\n'))
+            stop++;
+        if (klc_tokenizer_encode(t, text + start, stop - start, 0, ids + total, len + 2 - total,
+                                 &n))
             return (size_t)-1;
         total += n;
         start = stop;
@@ -78,10 +81,14 @@ static int bench_encode(int argc, char **argv) {
     const char *dir = argv[2], *file = argv[3], *ids_out = NULL;
     int reps = 5, paragraphs = 0;
     for (int i = 4; i < argc; i++) {
-        if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--paragraphs")) paragraphs = 1;
-        else if (!strcmp(argv[i], "--ids") && i + 1 < argc) ids_out = argv[++i];
-        else return 2;
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--paragraphs"))
+            paragraphs = 1;
+        else if (!strcmp(argv[i], "--ids") && i + 1 < argc)
+            ids_out = argv[++i];
+        else
+            return 2;
     }
     if (reps < 1 || reps > 100) reps = 5;
     size_t len;
@@ -130,9 +137,12 @@ static int bench_train(int argc, char **argv) {
     const char **files = calloc((size_t)argc, sizeof *files);
     size_t nf = 0, bytes = 0;
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--vocab-size") && i + 1 < argc) vocab = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else files[nf++] = argv[i];
+        if (!strcmp(argv[i], "--vocab-size") && i + 1 < argc)
+            vocab = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else
+            files[nf++] = argv[i];
     }
     if (reps < 1 || reps > 100) reps = 1;
     for (size_t i = 0; i < nf; i++) {
@@ -163,8 +173,10 @@ static int bench_train(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     int rc = 2;
-    if (argc > 1 && !strcmp(argv[1], "encode")) rc = bench_encode(argc, argv);
-    else if (argc > 1 && !strcmp(argv[1], "train")) rc = bench_train(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "encode"))
+        rc = bench_encode(argc, argv);
+    else if (argc > 1 && !strcmp(argv[1], "train"))
+        rc = bench_train(argc, argv);
     if (rc == 2)
         fprintf(stderr, "usage: bench_tokenizer encode TOKDIR FILE [--reps N] [--paragraphs] "
                         "[--ids OUT]\n       bench_tokenizer train --vocab-size N [--reps N] "
