@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #define GPT2_DIR KLC_TEST_DATA "/gpt2"
 
@@ -148,7 +149,6 @@ START_TEST(gpt2_facts) {
 }
 END_TEST
 
-
 /* The ASCII shortcut and PCRE2 alone must cut every text identically. Random texts mix
  * the characters where the rules are subtle (quotes, white space runs, digits) with
  * non-ASCII letters, numbers, spaces and punctuation next to them. */
@@ -161,8 +161,8 @@ static void assert_same_pieces(klc_pretok *fast, klc_pretok *slow, const char *s
         int ra = klc_pretok_next(fast, &a, &sa, &na), rb = klc_pretok_next(slow, &b, &sb, &nb);
         ck_assert_int_eq(ra, rb);
         if (ra <= 0) break;
-        ck_assert_msg(sa == sb && na == nb, "piece at %zu: %zu vs %zu bytes in '%.*s'", sa, na,
-                      nb, (int)len, s);
+        ck_assert_msg(sa == sb && na == nb, "piece at %zu: %zu vs %zu bytes in '%.*s'", sa, na, nb,
+                      (int)len, s);
     }
 }
 
@@ -177,8 +177,36 @@ START_TEST(ascii_shortcut_cuts_like_pcre2) {
     ck_assert_int_eq(fast.ascii_class['\t'], KLC_PRETOK_SPACE);
     ck_assert_int_eq(fast.ascii_class['\''], KLC_PRETOK_OTHER);
     static const char *const atoms[] = {
-        "a", "Z", "q", "0", "9", " ", " ", " ", "\n", "\t", "\r\n", "\v", "\f", "'", "'", "s",
-        "t", "re", "ve", "m", "ll", "d", "S", "!", ".", "\"", "-", "\x01", "\x1c", "\x7f",
+        "a",
+        "Z",
+        "q",
+        "0",
+        "9",
+        " ",
+        " ",
+        " ",
+        "\n",
+        "\t",
+        "\r\n",
+        "\v",
+        "\f",
+        "'",
+        "'",
+        "s",
+        "t",
+        "re",
+        "ve",
+        "m",
+        "ll",
+        "d",
+        "S",
+        "!",
+        ".",
+        "\"",
+        "-",
+        "\x01",
+        "\x1c",
+        "\x7f",
         "\xc3\xa9",         /* é, a letter */
         "\xc2\xa0",         /* no-break space */
         "\xe2\x80\x83",     /* em space */
@@ -882,6 +910,88 @@ START_TEST(train_is_deterministic_and_reloads) {
 }
 END_TEST
 
+/* --- the klc program -------------------------------------------------------------------- */
+
+/* Runs a shell command, returning its exit status and its standard output (malloc'd). */
+static int run(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap);
+    while ((got = fread(buf + n, 1, cap - 1 - n, p)) > 0) n += got;
+    buf[n] = '\0';
+    int st = pclose(p);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(cli_encode_decode_train) {
+    char cmd[8192], *out;
+    const char *klc = KLC_BINARY_DIR "/klc";
+    char *dir = tu_make_temp_dir("tok-cli");
+    char *in = write_temp_text(dir, "in.txt", "Hello world", 11);
+    snprintf(cmd, sizeof cmd, "%s tokenizer encode -t %s %s", klc, GPT2_DIR, in);
+    ck_assert_int_eq(run(cmd, &out), 0);
+    ck_assert_str_eq(out, "15496 995\n");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s tokenizer encode --eot-after -t %s < %s", klc, GPT2_DIR, in);
+    ck_assert_int_eq(run(cmd, &out), 0);
+    ck_assert_str_eq(out, "15496 995 50256\n");
+    free(out);
+    char *ids = write_temp_text(dir, "ids.txt", "15496\n  995 13\n", 15);
+    snprintf(cmd, sizeof cmd, "%s tokenizer decode -t %s %s", klc, GPT2_DIR, ids);
+    ck_assert_int_eq(run(cmd, &out), 0);
+    ck_assert_str_eq(out, "Hello world.");
+    free(out);
+    /* Errors name the file and line. */
+    char *bad = write_temp_text(dir, "bad.txt", "15496\n995 50257\n", 16);
+    snprintf(cmd, sizeof cmd, "%s tokenizer decode -t %s %s 2>&1", klc, GPT2_DIR, bad);
+    ck_assert_int_eq(run(cmd, &out), 1);
+    ck_assert_msg(strstr(out, "bad.txt:2: token id 50257 is out of range 0..50256"), "%s", out);
+    free(out);
+    char *junk = write_temp_text(dir, "junk.txt", "1 2\n3 x4\n", 9);
+    snprintf(cmd, sizeof cmd, "%s tokenizer decode -t %s %s 2>&1", klc, GPT2_DIR, junk);
+    ck_assert_int_eq(run(cmd, &out), 1);
+    ck_assert_msg(strstr(out, "junk.txt:2: 'x4' is not a token id"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s tokenizer encode -t %s/nowhere %s 2>&1", klc, dir, in);
+    ck_assert_int_eq(run(cmd, &out), 1);
+    ck_assert(strstr(out, "nowhere: no such directory"));
+    free(out);
+    /* Train, then use what it wrote. */
+    char *corpus = write_temp_text(dir, "corpus.txt", "hug hug hug pug pun bun", 23);
+    snprintf(cmd, sizeof cmd, "%s tokenizer train --vocab-size 262 -o %s/tok %s 2>&1", klc, dir,
+             corpus);
+    ck_assert_int_eq(run(cmd, &out), 0);
+    ck_assert_msg(strstr(out, "262 tokens (end-of-text id 261)"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s tokenizer encode -t %s/tok --eot-before %s", klc, dir, corpus);
+    ck_assert_int_eq(run(cmd, &out), 0);
+    /* hug, " hug" x2, " p"+ug, " p"+un, " "+b+un after the end-of-text token */
+    ck_assert_str_eq(out, "261 257 258 258 259 256 259 260 220 65 260\n");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s/tok/merges.txt", dir);
+    size_t n;
+    char *merges = tu_read_file(cmd, &n);
+    ck_assert_str_eq(merges, "#version: 0.2\nu g\nh ug\nĠ hug\nĠ p\nu n\n");
+    free(merges);
+    /* Every subcommand has --help; usage errors exit with 2. */
+    const char *helps[] = {"", " encode", " decode", " train"};
+    for (int k = 0; k < 4; k++) {
+        snprintf(cmd, sizeof cmd, "%s tokenizer%s --help", klc, helps[k]);
+        ck_assert_int_eq(run(cmd, &out), 0);
+        ck_assert(strstr(out, "usage: klc tokenizer"));
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "%s tokenizer train --vocab-size 12 -o %s/x %s 2>&1", klc, dir, in);
+    ck_assert_int_eq(run(cmd, &out), 2);
+    free(out);
+    free(in), free(ids), free(bad), free(junk), free(corpus);
+    tu_remove_tree(dir);
+    free(dir);
+}
+END_TEST
+
 /* --- allocator ------------------------------------------------------------------------- */
 
 typedef struct counting {
@@ -945,6 +1055,7 @@ int main(void) {
     tcase_add_test(tc, train_matches_naive_trainer);
     tcase_add_test(tc, train_is_deterministic_and_reloads);
     tcase_add_test(tc, everything_goes_through_the_allocator);
+    tcase_add_test(tc, cli_encode_decode_train);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
