@@ -376,6 +376,149 @@ KLC_API int klc_model_decode(klc_model *model, klc_kv_cache *cache, int32_t n,
 KLC_API int klc_model_prefill(klc_model *model, klc_kv_cache *cache, const klc_seqs *seqs,
                               float *logits);
 
+/* ------------------------------------------------------------------------------------ */
+/* The tokenizer                                                                        */
+/* ------------------------------------------------------------------------------------ */
+
+/* klc_tokenizer is GPT-2's byte-level BPE, giving exactly the ids of OpenAI's reference
+ * encoder (and of Hugging Face's GPT2Tokenizer) on valid UTF-8 text:
+ *
+ *  1. Pre-tokenization splits the text with GPT-2's pattern
+ *       's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ *     over Unicode character classes (PCRE2's tables: \p{L} letters, \p{N} numbers, \s
+ *     Unicode white space). The contractions are case-sensitive, as in GPT-2.
+ *  2. Each piece, as bytes, starts as one token per byte; then, repeatedly, the adjacent
+ *     pair whose merge comes first in the merges file is found and every occurrence of
+ *     it is merged, left to right and without overlap, until no adjacent pair has a merge.
+ *
+ * Tokens are byte strings. The files spell them with GPT-2's byte-to-character table
+ * (printable Latin-1 bytes stand for themselves, the other 68 bytes are U+0100..U+0143,
+ * so a space is written 'Ġ' and a newline 'Ċ'); klc_tokenizer_token_bytes() gives the
+ * bytes themselves.
+ *
+ * Invalid UTF-8: byte-level BPE can represent any bytes, so klc encodes them rather
+ * than failing. The text is split into maximal runs of well-formed UTF-8 (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF) and maximal runs of bytes that
+ * are not; each well-formed run is pre-tokenized on its own, as if it were a whole text,
+ * and each ill-formed run is one piece for step 2. decode(encode(x)) == x therefore holds
+ * for every byte string x, and text that is valid UTF-8 is never affected. Decoding
+ * returns the tokens' bytes exactly (no replacement characters), so the output of an
+ * arbitrary id sequence, or of a prefix of one, need not be valid UTF-8.
+ *
+ * The end-of-text token "<|endoftext|>" (id 50256 in GPT-2) is a special token: it is
+ * produced only by the KLC_TOKENIZE_EOT_* flags of klc_tokenizer_encode, never from text
+ * (the literal characters "<|endoftext|>" encode as ordinary tokens, as in GPT-2), and it
+ * decodes to those 13 characters. A tokenizer whose vocabulary lacks it has no end-of-text
+ * token (klc_tokenizer_eot_id() returns -1).
+ *
+ * Encoding keeps a cache of the BPE result of each piece in the handle (bounded; cleared
+ * when full), so klc_tokenizer_encode changes the handle's internal state and the usual
+ * rule holds: one thread per handle at a time. The cache never changes results. */
+typedef struct klc_tokenizer klc_tokenizer;
+
+/* Loads a tokenizer from dir, which holds either Hugging Face's pair (vocab.json and
+ * merges.txt, tried first) or OpenAI's original pair (encoder.json and vocab.bpe): the
+ * same two formats under two names. See klc_tokenizer_load_files for what is checked.
+ * allocator may be NULL. */
+KLC_API int klc_tokenizer_load(const char *dir, const klc_allocator *allocator,
+                               klc_tokenizer **out);
+
+/* Loads a tokenizer from a vocabulary file (a JSON object mapping token strings to ids)
+ * and a merges file (an optional first line "#version: ...", then one merge per line: two
+ * tokens separated by one space, earliest merge first; empty lines are ignored, a CR
+ * before the LF is allowed). Checked, each failure naming the file and the line (and
+ * column for JSON syntax) and returning KLC_ERR_FORMAT, or KLC_ERR_IO if a file cannot be
+ * read:
+ *  - vocabulary: valid JSON, an object, no duplicate keys, every id an integer, the ids
+ *    exactly 0..n-1 each used once, every key made only of the 256 byte characters, and
+ *    a token for every one of the 256 single bytes;
+ *  - merges: two tokens per line, both in the vocabulary, their concatenation in the
+ *    vocabulary, no merge listed twice, valid UTF-8.
+ * The JSON parser (jansson) allocates its transient parse tree with malloc, not with
+ * allocator; everything the tokenizer keeps uses allocator. */
+KLC_API int klc_tokenizer_load_files(const char *vocab_path, const char *merges_path,
+                                     const klc_allocator *allocator, klc_tokenizer **out);
+
+/* Writes vocab.json and merges.txt (Hugging Face's names and formats, loadable by
+ * GPT2Tokenizer) into dir, creating dir if needed. Each file is written atomically: a
+ * temporary file in dir, fsync, rename. A tokenizer loaded from files and saved writes
+ * the same tokens, ids and merges in the same order. */
+KLC_API int klc_tokenizer_save(const klc_tokenizer *tok, const char *dir);
+
+KLC_API void klc_tokenizer_destroy(klc_tokenizer *tok);
+
+/* The number of tokens (ids are 0..vocab_size-1), 50257 for GPT-2; -1 if tok is NULL. */
+KLC_API int32_t klc_tokenizer_vocab_size(const klc_tokenizer *tok);
+/* The id of "<|endoftext|>", or -1 if the vocabulary has none. */
+KLC_API int32_t klc_tokenizer_eot_id(const klc_tokenizer *tok);
+
+/* The bytes of token id (borrowed from tok; not NUL-terminated) and their count. */
+KLC_API int klc_tokenizer_token_bytes(const klc_tokenizer *tok, int32_t id, const char **bytes,
+                                      size_t *len);
+/* The id of the token whose bytes are exactly bytes[0..len), or -1 in *id if there is
+ * none (still KLC_OK). */
+KLC_API int klc_tokenizer_token_id(const klc_tokenizer *tok, const char *bytes, size_t len,
+                                   int32_t *id);
+
+/* Flags of klc_tokenizer_encode. The end-of-text token comes only from these. */
+enum {
+    KLC_TOKENIZE_EOT_BEFORE = 1, /* put the end-of-text token before the text's tokens */
+    KLC_TOKENIZE_EOT_AFTER = 2   /* and/or after them (a document boundary) */
+};
+
+/* Encodes text[0..len) (any bytes; see above for invalid UTF-8; text may be NULL when
+ * len is 0) into ids. *n_out receives the number of ids the whole text needs, which is
+ * at most len plus one per EOT flag. If that exceeds capacity, the first `capacity` ids
+ * are written and the call fails with KLC_ERR_INVALID_ARGUMENT, so a caller may ask for
+ * the size with ids = NULL and capacity = 0, or allocate len + 2 up front. An EOT flag on
+ * a tokenizer without an end-of-text token, or an unknown flag, is
+ * KLC_ERR_INVALID_ARGUMENT. */
+KLC_API int klc_tokenizer_encode(klc_tokenizer *tok, const char *text, size_t len,
+                                 uint32_t flags, int32_t *ids, size_t capacity, size_t *n_out);
+
+/* Decodes ids[0..n) into the concatenation of their bytes in buf (no NUL terminator is
+ * written). *len_out receives the number of bytes needed; if it exceeds capacity, the
+ * first `capacity` bytes are written and the call fails with KLC_ERR_INVALID_ARGUMENT
+ * (buf = NULL with capacity = 0 asks for the size). An id outside 0..vocab_size-1 fails
+ * with KLC_ERR_INVALID_ARGUMENT, naming the id and its index, and writes nothing. */
+KLC_API int klc_tokenizer_decode(const klc_tokenizer *tok, const int32_t *ids, size_t n,
+                                 char *buf, size_t capacity, size_t *len_out);
+
+/* --- Training ------------------------------------------------------------------------- */
+
+#define KLC_TOKENIZER_TRAIN_OPTIONS_VERSION 1
+typedef struct klc_tokenizer_train_options {
+    uint32_t version;
+    /* The number of tokens wanted, counting the 256 byte tokens and "<|endoftext|>";
+     * 257..16777216, default 8192. The result is smaller only if the text runs out of
+     * pairs that occur at least min_frequency times. */
+    int32_t vocab_size;
+    /* A pair of tokens is merged only if it occurs at least this often; >= 1, default 2. */
+    int64_t min_frequency;
+    const klc_allocator *allocator; /* NULL: malloc/free */
+} klc_tokenizer_train_options;
+
+KLC_API int klc_tokenizer_train_options_init(klc_tokenizer_train_options *opts,
+                                             uint32_t version);
+
+/* Learns a byte-level BPE from the files (read as bytes; their contents are pre-tokenized
+ * with the same pattern and invalid-UTF-8 rule as encoding, and pieces never span two
+ * files). The result has ids 0..255 for the single bytes in GPT-2's order (so they have
+ * GPT-2's ids), then one id per learned token in the order learned, then "<|endoftext|>"
+ * as the last id, as GPT-2 has it.
+ *
+ * Each step merges the adjacent pair with the highest count over the whole text (pieces
+ * weighted by how often they occur); ties go to the pair whose left token's bytes come
+ * first in byte order (a proper prefix before its extensions), then the right token's.
+ * Every occurrence of the pair is merged, left to right without overlap, as encoding
+ * does. When a pair's concatenation is already a token (it was learned from a different
+ * pair), the merge is recorded and the existing token reused. Training is deterministic:
+ * the same files in the same order give the same files from klc_tokenizer_save. Pair
+ * counts are updated incrementally, so the cost is about linear in the text plus the
+ * work of the merges. */
+KLC_API int klc_tokenizer_train(const char *const *files, size_t n_files,
+                                const klc_tokenizer_train_options *opts, klc_tokenizer **out);
+
 #ifdef __cplusplus
 }
 #endif
