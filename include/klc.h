@@ -42,9 +42,9 @@ extern "C" {
 /* Versions                                                                             */
 /* ------------------------------------------------------------------------------------ */
 
-#define KLC_VERSION_MAJOR  0
-#define KLC_VERSION_MINOR  1
-#define KLC_VERSION_PATCH  0
+#define KLC_VERSION_MAJOR 0
+#define KLC_VERSION_MINOR 1
+#define KLC_VERSION_PATCH 0
 #define KLC_VERSION_STRING "0.1.0"
 /* (major << 16) | (minor << 8) | patch, comparable with integer operators. */
 #define KLC_VERSION ((KLC_VERSION_MAJOR << 16) | (KLC_VERSION_MINOR << 8) | KLC_VERSION_PATCH)
@@ -155,7 +155,8 @@ enum {
 
 KLC_API void klc_rng_init(klc_rng *rng, uint64_t seed, uint64_t stream);
 /* Four independent uniform 32-bit words for (sample, counter). */
-KLC_API void klc_rng_words(const klc_rng *rng, uint64_t sample, uint64_t counter, uint32_t out[4]);
+KLC_API void klc_rng_words(const klc_rng *rng, uint64_t sample, uint64_t counter,
+                           uint32_t out[4]);
 /* A uniform double in [0, 1) with 53 random bits, from the block (sample, counter). */
 KLC_API double klc_rng_uniform(const klc_rng *rng, uint64_t sample, uint64_t counter);
 /* A standard normal (Box-Muller on the block (sample, counter)). */
@@ -215,8 +216,8 @@ typedef struct klc_model_options {
     /* Initialisation for klc_model_create: weights ~ N(0, init_std^2), the residual
      * projections (attn.c_proj, mlp.c_proj) scaled by 1/sqrt(2 n_layer) as GPT-2 does,
      * biases 0, LayerNorm gains 1. Drawn from klc_rng(init_seed, KLC_STREAM_INIT). */
-    float init_std;                 /* default 0.02 */
-    uint64_t init_seed;             /* default 0 */
+    float init_std;     /* default 0.02 */
+    uint64_t init_seed; /* default 0 */
     const klc_allocator *allocator; /* NULL: malloc/free */
 } klc_model_options;
 
@@ -344,8 +345,8 @@ KLC_API int klc_model_backward(klc_model *model, const klc_seqs *seqs, const flo
  * logits are computed once, and their gradient formed in place. Same semantics as
  * klc_model_forward followed by klc_model_backward, without the recomputation. */
 KLC_API int klc_model_forward_backward(klc_model *model, const klc_seqs *seqs,
-                                       const klc_forward_options *opts, const float *onehot_coef,
-                                       const float *softmax_coef);
+                                       const klc_forward_options *opts,
+                                       const float *onehot_coef, const float *softmax_coef);
 
 /* --- Incremental decoding --------------------------------------------------------------- */
 
@@ -366,8 +367,8 @@ KLC_API size_t klc_kv_cache_bytes(const klc_kv_cache *cache);
 /* Feeds one token to each of n rows (rows[j], token tokens[j]; distinct rows, in any
  * order: finished sequences are simply left out) and writes the next-token logits
  * [n * vocab_size] to logits (may be NULL). Each row's position is its current length. */
-KLC_API int klc_model_decode(klc_model *model, klc_kv_cache *cache, int32_t n, const int32_t *rows,
-                             const int32_t *tokens, float *logits);
+KLC_API int klc_model_decode(klc_model *model, klc_kv_cache *cache, int32_t n,
+                             const int32_t *rows, const int32_t *tokens, float *logits);
 
 /* Fills rows 0..seqs->n_seq-1 of an empty cache with whole prompts in one batched
  * forward (faster than token by token) and writes the logits that follow each prompt's
@@ -380,9 +381,11 @@ KLC_API int klc_model_prefill(klc_model *model, klc_kv_cache *cache, const klc_s
 /* ------------------------------------------------------------------------------------ */
 
 /* klc_optimizer updates a block of float parameters from a block of gradients of the same
- * length: Adam, AdamW or SGD with momentum, each computing exactly what PyTorch 1.13's
- * torch.optim.Adam, AdamW and SGD compute (single-tensor path), with a learning-rate
- * schedule and gradient clipping as torch.nn.utils.clip_grad_norm_ / clip_grad_value_ do.
+ * length: Adam, AdamW or SGD with momentum, computing the formulas of PyTorch 1.13's
+ * torch.optim.Adam, AdamW and SGD (single-tensor path) in the same order, with a
+ * learning-rate schedule and gradient clipping as torch.nn.utils.clip_grad_norm_ /
+ * clip_grad_value_ do. Results agree with PyTorch's to float rounding (a few ulp per
+ * update: fused multiply-adds and the clipping factor's precision differ), not bit for bit.
  *
  * The optimizer works on a caller's (params, grads, n) arrays rather than on a model, so
  * that one type serves every block of parameters there is: a klc_model's contiguous
@@ -401,10 +404,11 @@ KLC_API int klc_model_prefill(klc_model *model, klc_kv_cache *cache, const klc_s
  * the gradient, and its momentum buffer starts as the first (decayed) gradient, without
  * dampening, as PyTorch's does.
  *
- * Speed: a step allocates nothing; the update is one vectorised pass over the block (two
- * with the norm, which every step computes), split across OpenMP threads for large
- * blocks. Results do not depend on the number of threads: the norm is summed over fixed
- * chunks in a fixed order, and everything else is element-wise. */
+ * Speed: a step allocates nothing and makes two vectorised passes over the block, the
+ * gradient norm (which every step computes, for clipping, the report and the finiteness
+ * check) and the update, each split across OpenMP threads for large blocks. Results do
+ * not depend on the number of threads: the norm is summed over fixed chunks in a fixed
+ * order, and everything else is element-wise. */
 typedef struct klc_optimizer klc_optimizer;
 
 enum {
@@ -532,8 +536,8 @@ KLC_API int klc_optimizer_load_state(klc_optimizer *opt, const void *buf, size_t
  * names of torch's optimizer state), other SGD none. */
 KLC_API int32_t klc_optimizer_num_tensors(const klc_optimizer *opt);
 /* Tensor `index` (0 <= index < klc_optimizer_num_tensors): its name (static storage), its
- * data (borrowed, valid until the next step or load) and its length (n_params). Any of
- * the outputs may be NULL. */
+ * data (borrowed for the optimizer's life; the values change with every step and load)
+ * and its length (n_params). Any of the outputs may be NULL. */
 KLC_API int klc_optimizer_tensor(const klc_optimizer *opt, int32_t index, const char **name,
                                  const float **data, size_t *count);
 
