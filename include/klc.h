@@ -518,6 +518,169 @@ KLC_API int klc_tokenizer_train_options_init(klc_tokenizer_train_options *opts,
  * work of the merges. */
 KLC_API int klc_tokenizer_train(const char *const *files, size_t n_files,
                                 const klc_tokenizer_train_options *opts, klc_tokenizer **out);
+/* Optimizer                                                                            */
+/* ------------------------------------------------------------------------------------ */
+
+/* klc_optimizer updates a block of float parameters from a block of gradients of the same
+ * length: Adam, AdamW or SGD with momentum, computing the formulas of PyTorch 1.13's
+ * torch.optim.Adam, AdamW and SGD (single-tensor path) in the same order, with a
+ * learning-rate schedule and gradient clipping as torch.nn.utils.clip_grad_norm_ /
+ * clip_grad_value_ do. Results agree with PyTorch's to float rounding (a few ulp per
+ * update: fused multiply-adds and the clipping factor's precision differ), not bit for bit.
+ *
+ * The optimizer works on a caller's (params, grads, n) arrays rather than on a model, so
+ * that one type serves every block of parameters there is: a klc_model's contiguous
+ * block (klc_model_params / klc_model_grads, or klc_optimizer_step_model), a head kept
+ * by the caller, or tensors owned by an FFI caller. n is fixed at creation; the state
+ * (moments, step count) belongs to that block, element by element.
+ *
+ * Numerics: Adam's moments (exp_avg, exp_avg_sq) and SGD's momentum buffer are floats,
+ * like the parameters, as in PyTorch; the per-step scalars (bias corrections, step size,
+ * the learning rate) are computed in double and rounded to float once per step; the
+ * gradient norm is accumulated in double. Bias correction is PyTorch's: with t the
+ * 1-based step, step_size = lr / (1 - beta1^t) and
+ *   p -= step_size * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)   (eps added after the sqrt).
+ * Adam adds weight_decay * p to the gradient (L2); AdamW first multiplies p by
+ * (1 - lr * weight_decay) (decoupled, Loshchilov & Hutter); SGD adds weight_decay * p to
+ * the gradient, and its momentum buffer starts as the first (decayed) gradient, without
+ * dampening, as PyTorch's does.
+ *
+ * Speed: a step allocates nothing and makes two vectorised passes over the block, the
+ * gradient norm (which every step computes, for clipping, the report and the finiteness
+ * check) and the update, each split across OpenMP threads for large blocks. Results do
+ * not depend on the number of threads: the norm is summed over fixed chunks in a fixed
+ * order, and everything else is element-wise. */
+typedef struct klc_optimizer klc_optimizer;
+
+enum {
+    KLC_OPTIMIZER_ADAM = 1,  /* torch.optim.Adam (weight decay as L2 on the gradient) */
+    KLC_OPTIMIZER_ADAMW = 2, /* torch.optim.AdamW (decoupled weight decay) */
+    KLC_OPTIMIZER_SGD = 3    /* torch.optim.SGD (momentum, dampening, Nesterov) */
+};
+
+/* Learning-rate schedules. t counts the updates already taken (0 for the first update);
+ * W = warmup_steps, T = total_steps, peak = lr. Every schedule starts with a linear
+ * warm-up when W > 0: lr(t) = peak * (t + 1) / W for t < W, so the first update already
+ * moves (Hugging Face's schedulers use t / W and waste the first step at lr 0). After it,
+ * with p = (t - W) / (T - W) clamped to [0, 1]: */
+enum {
+    KLC_LR_CONSTANT = 0, /* peak (so W > 0 gives "linear warm-up, then constant") */
+    KLC_LR_COSINE = 1,   /* min_lr + (peak - min_lr) * (1 + cos(pi * p)) / 2 */
+    KLC_LR_LINEAR = 2    /* peak + (min_lr - peak) * p */
+};
+
+#define KLC_OPTIMIZER_OPTIONS_VERSION 1
+typedef struct klc_optimizer_options {
+    uint32_t version;
+    int32_t kind;        /* KLC_OPTIMIZER_*; default KLC_OPTIMIZER_ADAMW */
+    double lr;           /* peak learning rate, >= 0; default 1e-3 */
+    double beta1, beta2; /* Adam kinds, each in [0, 1); default 0.9, 0.999 */
+    double eps;          /* Adam kinds, >= 0; default 1e-8 */
+    /* >= 0; default 0 for every kind (torch.optim.AdamW's default is 0.01: set it), so
+     * that switching kind never silently changes the regularisation. */
+    double weight_decay;
+    double momentum;  /* SGD, >= 0; default 0 (no buffer) */
+    double dampening; /* SGD, in [0, 1]; default 0 */
+    int32_t nesterov; /* SGD, 0 or 1; needs momentum > 0 and dampening 0; default 0 */
+    /* Clipping, applied to a copy of the gradient as it is read (the caller's gradient
+     * block is never written). clip_value > 0 clamps each element to [-clip_value,
+     * clip_value] first; clip_norm > 0 then scales the whole block by
+     * min(1, clip_norm / (norm + 1e-6)), norm being the global L2 norm of the (value-
+     * clipped) gradients, as clip_grad_norm_ does. 0 turns either off; default 0. */
+    double clip_norm;
+    double clip_value;
+    int32_t schedule;               /* KLC_LR_*; default KLC_LR_CONSTANT */
+    int64_t warmup_steps;           /* >= 0; default 0 */
+    int64_t total_steps;            /* KLC_LR_COSINE and _LINEAR: > warmup_steps; default 0 */
+    double min_lr;                  /* KLC_LR_COSINE and _LINEAR: in [0, lr]; default 0 */
+    const klc_allocator *allocator; /* NULL: malloc/free */
+} klc_optimizer_options;
+
+KLC_API int klc_optimizer_options_init(klc_optimizer_options *opts, uint32_t version);
+
+/* The learning rate of update t (t >= 0 updates already taken) under opts's schedule: a
+ * pure function, the same value the optimizer uses and reports. Invalid options fail as
+ * klc_optimizer_create would, naming the field. */
+KLC_API int klc_optimizer_lr_at(const klc_optimizer_options *opts, int64_t t, double *lr);
+
+/* A new optimizer for blocks of n_params floats (n_params >= 1), with zero moments and no
+ * update taken. Invalid options fail with KLC_ERR_INVALID_ARGUMENT and a message naming
+ * the field, e.g. "optimizer option beta2 = 1 must be in [0, 1)". The moments (2 floats
+ * per parameter for Adam kinds, 1 for SGD with momentum, none otherwise) and a small
+ * table for the norm are allocated here, through opts->allocator. */
+KLC_API int klc_optimizer_create(const klc_optimizer_options *opts, size_t n_params,
+                                 klc_optimizer **out);
+KLC_API void klc_optimizer_destroy(klc_optimizer *opt);
+
+/* The optimizer's options (allocator is NULL). */
+KLC_API int klc_optimizer_get_options(const klc_optimizer *opt, klc_optimizer_options *out);
+/* The number of updates taken (torch's state['step']), or -1 for NULL. */
+KLC_API int64_t klc_optimizer_steps(const klc_optimizer *opt);
+
+/* What one update did, for metrics. The caller sets version; klc fills the fields that
+ * version has. */
+#define KLC_OPTIMIZER_REPORT_VERSION 1
+typedef struct klc_optimizer_report {
+    uint32_t version;
+    int64_t step;     /* updates taken including this one (1 after the first) */
+    double lr;        /* the learning rate this update used */
+    double grad_norm; /* global L2 norm of the gradients as given, before any clipping */
+    double clip_coef; /* the factor clip_norm scaled the gradients by (1 when not clipped) */
+} klc_optimizer_report;
+
+/* One update of params[0..n) from grads[0..n): n must be the optimizer's n_params, and
+ * the two blocks must not overlap. grads is only read. report may be NULL.
+ * A gradient with a NaN or infinite element fails with KLC_ERR_NUMERIC before anything
+ * is written: the parameters, moments and step count stay as they were, so the caller can
+ * skip the batch (PyTorch would instead write NaN into the moments for good). */
+KLC_API int klc_optimizer_step(klc_optimizer *opt, float *params, const float *grads, size_t n,
+                               klc_optimizer_report *report);
+/* The same on a model's parameter and gradient blocks (the gradient block is allocated,
+ * zeroed, if the model has none yet). */
+KLC_API int klc_optimizer_step_model(klc_optimizer *opt, klc_model *model,
+                                     klc_optimizer_report *report);
+
+/* --- State ------------------------------------------------------------------------------- */
+
+/* The optimizer's whole state as one blob: the step count (which is also the schedule's
+ * position) and every moment array, so that saving after update N, loading into a fresh
+ * optimizer made with the same options and n_params, and continuing gives the same bits
+ * as never stopping. Hyperparameters are not in the blob: they come from the options of
+ * the optimizer it is loaded into, so a resumed run may change them.
+ *
+ * Layout, little-endian: a 64-byte header
+ *   0  magic "KLCOPTIM"       8 bytes
+ *   8  format version         uint32 (1)
+ *   12 kind                   uint32 (KLC_OPTIMIZER_*)
+ *   16 n_params               uint64
+ *   24 step                   int64
+ *   32 number of arrays       uint32 (as klc_optimizer_num_tensors)
+ *   36 reserved, zero         28 bytes
+ * followed by the arrays in klc_optimizer_tensor order, n_params floats each. */
+
+/* The size of the blob in bytes (0 for NULL). */
+KLC_API size_t klc_optimizer_state_size(const klc_optimizer *opt);
+/* Writes the blob to buf. *needed (may be NULL) receives its size; if that exceeds
+ * capacity, nothing is written and the call fails with KLC_ERR_INVALID_ARGUMENT (buf =
+ * NULL with capacity = 0 asks for the size). */
+KLC_API int klc_optimizer_save_state(const klc_optimizer *opt, void *buf, size_t capacity,
+                                     size_t *needed);
+/* Replaces the state with a blob from klc_optimizer_save_state. Everything is validated
+ * before anything is written: a wrong magic, format version, kind, n_params, number of
+ * arrays or size, a negative step, or a moment that is not finite (or a negative
+ * exp_avg_sq) fails with KLC_ERR_FORMAT and a message saying which, and leaves the
+ * optimizer unchanged. */
+KLC_API int klc_optimizer_load_state(klc_optimizer *opt, const void *buf, size_t size);
+
+/* The moment arrays as named float arrays, for checkpoints that store tensors by name:
+ * Adam kinds have "exp_avg" and "exp_avg_sq", SGD with momentum "momentum_buffer" (the
+ * names of torch's optimizer state), other SGD none. */
+KLC_API int32_t klc_optimizer_num_tensors(const klc_optimizer *opt);
+/* Tensor `index` (0 <= index < klc_optimizer_num_tensors): its name (static storage), its
+ * data (borrowed for the optimizer's life; the values change with every step and load)
+ * and its length (n_params). Any of the outputs may be NULL. */
+KLC_API int klc_optimizer_tensor(const klc_optimizer *opt, int32_t index, const char **name,
+                                 const float **data, size_t *count);
 
 #ifdef __cplusplus
 }
