@@ -518,6 +518,8 @@ KLC_API int klc_tokenizer_train_options_init(klc_tokenizer_train_options *opts,
  * work of the merges. */
 KLC_API int klc_tokenizer_train(const char *const *files, size_t n_files,
                                 const klc_tokenizer_train_options *opts, klc_tokenizer **out);
+
+/* ------------------------------------------------------------------------------------ */
 /* Optimizer                                                                            */
 /* ------------------------------------------------------------------------------------ */
 
