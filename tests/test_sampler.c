@@ -846,7 +846,8 @@ END_TEST
 
 START_TEST(draw_handles_extreme_logits) {
     klc_cand cands[6];
-    float work[6];
+    float work[16];
+    ck_assert_uint_le(klc_draw_work_floats(6), 16);
     klc_draw_params p = {6, 1.0f, 0, 1.0};
     int32_t tok;
     double lp;

@@ -5,6 +5,7 @@
 
 #include "select.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct klc_draw_params {
@@ -14,11 +15,14 @@ typedef struct klc_draw_params {
     double top_p;          /* 1: off */
 } klc_draw_params;
 
+/* Floats of work space one draw needs for a vocabulary of V. */
+size_t klc_draw_work_floats(int32_t V);
+
 /* Samples a token from logits[vocab] with the uniform u in [0, 1) and writes it with its
  * log-probability under the distribution sampled from. The logits are scaled by
- * 1/temperature in place; cands and work are scratch of vocab elements each. Returns KLC_OK, or
- * KLC_ERR_NUMERIC (without a message: the caller knows the sequence and position) when the logits
- * are NaN or +inf, or all -inf. */
+ * 1/temperature in place; cands (vocab elements) and work (klc_draw_work_floats) are
+ * scratch. Returns KLC_OK, or KLC_ERR_NUMERIC (without a message: the caller knows the
+ * sequence and position) when the logits hold NaN or +inf, or are all -inf. */
 int klc_draw(const klc_draw_params *p, float *logits, klc_cand *cands, float *work, double u,
              int32_t *token, double *logprob);
 

@@ -158,8 +158,9 @@ static void draw_rows(klc_sampler *s, const klc_sample_options *o, const plan *p
         const int tid = omp_get_thread_num();
         const double u =
             klc_rng_uniform(&o->rng, (uint64_t)b->sample_ids[i], (uint64_t)b->lengths[i]);
-        s->status[j] = klc_draw(&p->draw, s->logits + j * V, s->cands + tid * V, s->work + tid * V,
-                                u, &s->drawn[j], &s->drawn_lp[j]);
+        s->status[j] =
+            klc_draw(&p->draw, s->logits + j * V, s->cands + tid * V,
+                     s->work + (size_t)tid * s->work_stride, u, &s->drawn[j], &s->drawn_lp[j]);
     }
 }
 

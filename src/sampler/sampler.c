@@ -1,6 +1,7 @@
 /* Creating a sampler: every buffer a sampling call needs is sized here from max_rows,
  * max_len and max_prompt_len, and the model's prefill buffers are reserved, so that calls
  * never allocate. */
+#include "draw.h"
 #include "sampler.h"
 #include "model/model.h"
 
@@ -61,7 +62,8 @@ int klc_sampler_create(klc_model *m, const klc_sampler_options *o, klc_sampler *
     const size_t R = (size_t)rows, T = (size_t)threads, VV = (size_t)V;
     const size_t sz_logits = round64(R * VV * sizeof(float));
     const size_t sz_cands = round64(T * VV * sizeof(klc_cand));
-    const size_t sz_work = round64(T * VV * sizeof(float));
+    const size_t work_floats = round64(klc_draw_work_floats(V) * sizeof(float)) / sizeof(float);
+    const size_t sz_work = T * work_floats * sizeof(float);
     const size_t sz_prompts = round64(R * (size_t)plen * sizeof(int32_t));
     const size_t sz_row = round64(R * sizeof(int32_t));
     const size_t sz_rowd = round64(R * sizeof(double));
@@ -82,6 +84,7 @@ int klc_sampler_create(klc_model *m, const klc_sampler_options *o, klc_sampler *
     s->max_len = len;
     s->max_prompt_len = plen;
     s->threads = threads;
+    s->work_stride = work_floats;
     s->bytes = total;
     s->block = klc_alloc(&a, total);
     int st = s->block ? klc_kv_cache_create(m, rows, len, o->allocator, &s->cache)

@@ -14,7 +14,8 @@ struct klc_sampler {
     int32_t threads;         /* scratch sets planned; calls with more threads set are refused */
     float *logits;           /* [max_rows * vocab], reused by every step */
     klc_cand *cands;         /* [threads * vocab] */
-    float *work;             /* [threads * vocab] */
+    float *work;             /* [threads * work_stride] */
+    size_t work_stride;      /* klc_draw_work_floats(vocab), rounded to 64 bytes */
     int32_t *prompt_tokens;  /* [max_rows * max_prompt_len], the round's prompts */
     int32_t *prompt_lengths; /* [max_rows] */
     /* Per row of the current round. */
