@@ -883,6 +883,99 @@ START_TEST(draw_handles_extreme_logits) {
 }
 END_TEST
 
+/* On a vocabulary large enough for the prefilters to narrow (flat, moderate, peaked and
+ * tied logits), every draw agrees with a reference that sorts the whole vocabulary: the
+ * token is in the reference's kept set with the reference's log-probability, and a grid
+ * of uniforms reaches every kept token of non-negligible probability. */
+typedef struct ranked {
+    double y;
+    int32_t id;
+} ranked;
+
+static int cmp_ranked(const void *x, const void *y) {
+    const ranked *a = x, *b = y;
+    if (a->y != b->y) return a->y > b->y ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+START_TEST(draw_matches_a_sorting_reference) {
+    enum { V = 4099, GRID = 4000 };
+    float *z = malloc(sizeof(float) * V), *y = malloc(sizeof(float) * V);
+    float *work = malloc(sizeof(float) * klc_draw_work_floats(V));
+    klc_cand *cands = malloc(sizeof(klc_cand) * V);
+    ranked *r = malloc(sizeof(ranked) * V);
+    double *q = malloc(sizeof(double) * V);
+    char *hit = malloc(V);
+    const double sds[5] = {0.001, 1.0, 3.0, 8.0, -2.0}; /* -2: logits on a grid of 0.5, ties */
+    const struct {
+        int32_t k;
+        double p;
+    } cfg[7] = {{1, 1.0}, {50, 1.0}, {3000, 1.0}, {0, 0.3}, {0, 0.9}, {0, 0.999}, {200, 0.8}};
+    klc_rng rng;
+    klc_rng_init(&rng, 4, KLC_STREAM_USER);
+    int checked = 0;
+    for (int d = 0; d < 5; d++) {
+        for (int i = 0; i < V; i++) {
+            const double g = klc_rng_normal(&rng, (uint64_t)d, (uint64_t)i);
+            z[i] = sds[d] > 0 ? (float)(sds[d] * g) : (float)(0.5 * floor(2.0 * g));
+        }
+        for (int c = 0; c < 7; c++) {
+            /* The reference: sort, truncate, renormalise, in double. */
+            double mx = -INFINITY;
+            for (int i = 0; i < V; i++) mx = z[i] > mx ? z[i] : mx;
+            for (int i = 0; i < V; i++) r[i] = (ranked){z[i], i};
+            qsort(r, V, sizeof(ranked), cmp_ranked);
+            int keep = cfg[c].k > 0 ? cfg[c].k : V;
+            double total = 0;
+            for (int i = 0; i < keep; i++) total += exp(r[i].y - mx);
+            int well_posed = 1; /* top-k ties are split by id in both: exact */
+            if (cfg[c].p < 1.0) {
+                double cum = 0;
+                int n = 0;
+                while (n < keep) {
+                    cum += exp(r[n].y - mx) / total;
+                    n++;
+                    if (fabs(cum - cfg[c].p) < 1e-6) well_posed = 0;
+                    if (cum >= cfg[c].p) break;
+                }
+                keep = n;
+                total = 0;
+                for (int i = 0; i < keep; i++) total += exp(r[i].y - mx);
+            }
+            if (!well_posed) continue;
+            for (int i = 0; i < V; i++) q[i] = 0;
+            for (int i = 0; i < keep; i++) q[r[i].id] = exp(r[i].y - mx) / total;
+            memset(hit, 0, V);
+            const klc_draw_params p = {V, 1.0f, cfg[c].k, cfg[c].p};
+            for (int g = 0; g < GRID; g++) {
+                memcpy(y, z, sizeof(float) * V);
+                int32_t tok;
+                double lp;
+                ck_assert_int_eq(klc_draw(&p, y, cands, work, (g + 0.5) / GRID, &tok, &lp), KLC_OK);
+                ck_assert_msg(q[tok] > 0, "logits %d, config %d: token %d is outside the kept set",
+                              d, c, tok);
+                ck_assert_msg(fabs(lp - log(q[tok])) < 1e-5,
+                              "logits %d, config %d: token %d log q %.8f, reference %.8f", d, c,
+                              tok, lp, log(q[tok]));
+                hit[tok] = 1;
+            }
+            for (int i = 0; i < V; i++)
+                ck_assert_msg(hit[i] || q[i] < 2.0 / GRID,
+                              "logits %d, config %d: token %d (q %.2e) never drawn", d, c, i, q[i]);
+            checked++;
+        }
+    }
+    ck_assert_int_ge(checked, 30);
+    free(z);
+    free(y);
+    free(work);
+    free(cands);
+    free(r);
+    free(q);
+    free(hit);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("sampler");
     TCase *tc = tcase_create("sampler");
@@ -898,6 +991,7 @@ int main(void) {
     tcase_add_test(tc, sampling_allocates_nothing);
     tcase_add_test(tc, selection_matches_sorting);
     tcase_add_test(tc, draw_handles_extreme_logits);
+    tcase_add_test(tc, draw_matches_a_sorting_reference);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
