@@ -377,6 +377,314 @@ KLC_API int klc_model_prefill(klc_model *model, klc_kv_cache *cache, const klc_s
                               float *logits);
 
 /* ------------------------------------------------------------------------------------ */
+/* The tokenizer                                                                        */
+/* ------------------------------------------------------------------------------------ */
+
+/* klc_tokenizer is GPT-2's byte-level BPE, giving exactly the ids of OpenAI's reference
+ * encoder (and of Hugging Face's GPT2Tokenizer) on valid UTF-8 text:
+ *
+ *  1. Pre-tokenization splits the text with GPT-2's pattern
+ *       's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ *     over Unicode character classes (PCRE2's tables: \p{L} letters, \p{N} numbers, \s
+ *     Unicode white space). The contractions are case-sensitive, as in GPT-2.
+ *  2. Each piece, as bytes, starts as one token per byte; then, repeatedly, the adjacent
+ *     pair whose merge comes first in the merges file is found and every occurrence of
+ *     it is merged, left to right and without overlap, until no adjacent pair has a merge.
+ *
+ * Tokens are byte strings. The files spell them with GPT-2's byte-to-character table
+ * (printable Latin-1 bytes stand for themselves, the other 68 bytes are U+0100..U+0143,
+ * so a space is written 'Ġ' and a newline 'Ċ'); klc_tokenizer_token_bytes() gives the
+ * bytes themselves.
+ *
+ * Invalid UTF-8: byte-level BPE can represent any bytes, so klc encodes them rather
+ * than failing. The text is split into maximal runs of well-formed UTF-8 (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF) and maximal runs of bytes that
+ * are not; each well-formed run is pre-tokenized on its own, as if it were a whole text,
+ * and each ill-formed run is one piece for step 2. decode(encode(x)) == x therefore holds
+ * for every byte string x, and text that is valid UTF-8 is never affected. Decoding
+ * returns the tokens' bytes exactly (no replacement characters), so the output of an
+ * arbitrary id sequence, or of a prefix of one, need not be valid UTF-8.
+ *
+ * The end-of-text token "<|endoftext|>" (id 50256 in GPT-2) is a special token: it is
+ * produced only by the KLC_TOKENIZE_EOT_* flags of klc_tokenizer_encode, never from text
+ * (the literal characters "<|endoftext|>" encode as ordinary tokens, as in GPT-2), and it
+ * decodes to those 13 characters. A tokenizer whose vocabulary lacks it has no end-of-text
+ * token (klc_tokenizer_eot_id() returns -1).
+ *
+ * Encoding keeps a cache of the BPE result of each piece in the handle (bounded; cleared
+ * when full), so klc_tokenizer_encode changes the handle's internal state and the usual
+ * rule holds: one thread per handle at a time. The cache never changes results. */
+typedef struct klc_tokenizer klc_tokenizer;
+
+/* Loads a tokenizer from dir, which holds either Hugging Face's pair (vocab.json and
+ * merges.txt, tried first) or OpenAI's original pair (encoder.json and vocab.bpe): the
+ * same two formats under two names. See klc_tokenizer_load_files for what is checked.
+ * allocator may be NULL. */
+KLC_API int klc_tokenizer_load(const char *dir, const klc_allocator *allocator,
+                               klc_tokenizer **out);
+
+/* Loads a tokenizer from a vocabulary file (a JSON object mapping token strings to ids)
+ * and a merges file (an optional first line "#version: ...", then one merge per line: two
+ * tokens separated by one space, earliest merge first; empty lines are ignored, a CR
+ * before the LF is allowed). Checked, each failure naming the file and the line (and
+ * column for JSON syntax) and returning KLC_ERR_FORMAT, or KLC_ERR_IO if a file cannot be
+ * read:
+ *  - vocabulary: valid JSON, an object, no duplicate keys, every id an integer, the ids
+ *    exactly 0..n-1 each used once, every key made only of the 256 byte characters, and
+ *    a token for every one of the 256 single bytes;
+ *  - merges: two tokens per line, both in the vocabulary, their concatenation in the
+ *    vocabulary, no merge listed twice, valid UTF-8.
+ * The JSON parser (jansson) allocates its transient parse tree with malloc, not with
+ * allocator; everything the tokenizer keeps uses allocator. */
+KLC_API int klc_tokenizer_load_files(const char *vocab_path, const char *merges_path,
+                                     const klc_allocator *allocator, klc_tokenizer **out);
+
+/* Writes vocab.json and merges.txt (Hugging Face's names and formats, loadable by
+ * GPT2Tokenizer) into dir, creating dir if needed. Each file is written atomically: a
+ * temporary file in dir, fsync, rename. A tokenizer loaded from files and saved writes
+ * the same tokens, ids and merges in the same order. */
+KLC_API int klc_tokenizer_save(const klc_tokenizer *tok, const char *dir);
+
+KLC_API void klc_tokenizer_destroy(klc_tokenizer *tok);
+
+/* The number of tokens (ids are 0..vocab_size-1), 50257 for GPT-2; -1 if tok is NULL. */
+KLC_API int32_t klc_tokenizer_vocab_size(const klc_tokenizer *tok);
+/* The id of "<|endoftext|>", or -1 if the vocabulary has none. */
+KLC_API int32_t klc_tokenizer_eot_id(const klc_tokenizer *tok);
+
+/* The bytes of token id (borrowed from tok; not NUL-terminated) and their count. */
+KLC_API int klc_tokenizer_token_bytes(const klc_tokenizer *tok, int32_t id, const char **bytes,
+                                      size_t *len);
+/* The id of the token whose bytes are exactly bytes[0..len), or -1 in *id if there is
+ * none (still KLC_OK). */
+KLC_API int klc_tokenizer_token_id(const klc_tokenizer *tok, const char *bytes, size_t len,
+                                   int32_t *id);
+
+/* Flags of klc_tokenizer_encode. The end-of-text token comes only from these. */
+enum {
+    KLC_TOKENIZE_EOT_BEFORE = 1, /* put the end-of-text token before the text's tokens */
+    KLC_TOKENIZE_EOT_AFTER = 2   /* and/or after them (a document boundary) */
+};
+
+/* Encodes text[0..len) (any bytes; see above for invalid UTF-8; text may be NULL when
+ * len is 0) into ids. *n_out receives the number of ids the whole text needs, which is
+ * at most len plus one per EOT flag. If that exceeds capacity, the first `capacity` ids
+ * are written and the call fails with KLC_ERR_INVALID_ARGUMENT, so a caller may ask for
+ * the size with ids = NULL and capacity = 0, or allocate len + 2 up front. An EOT flag on
+ * a tokenizer without an end-of-text token, or an unknown flag, is
+ * KLC_ERR_INVALID_ARGUMENT. */
+KLC_API int klc_tokenizer_encode(klc_tokenizer *tok, const char *text, size_t len,
+                                 uint32_t flags, int32_t *ids, size_t capacity, size_t *n_out);
+
+/* Decodes ids[0..n) into the concatenation of their bytes in buf (no NUL terminator is
+ * written). *len_out receives the number of bytes needed; if it exceeds capacity, the
+ * first `capacity` bytes are written and the call fails with KLC_ERR_INVALID_ARGUMENT
+ * (buf = NULL with capacity = 0 asks for the size). An id outside 0..vocab_size-1 fails
+ * with KLC_ERR_INVALID_ARGUMENT, naming the id and its index, and writes nothing. */
+KLC_API int klc_tokenizer_decode(const klc_tokenizer *tok, const int32_t *ids, size_t n,
+                                 char *buf, size_t capacity, size_t *len_out);
+
+/* --- Training ------------------------------------------------------------------------- */
+
+#define KLC_TOKENIZER_TRAIN_OPTIONS_VERSION 1
+typedef struct klc_tokenizer_train_options {
+    uint32_t version;
+    /* The number of tokens wanted, counting the 256 byte tokens and "<|endoftext|>";
+     * 257..16777216, default 8192. The result is smaller only if the text runs out of
+     * pairs that occur at least min_frequency times. */
+    int32_t vocab_size;
+    /* A pair of tokens is merged only if it occurs at least this often; >= 1, default 2. */
+    int64_t min_frequency;
+    const klc_allocator *allocator; /* NULL: malloc/free */
+} klc_tokenizer_train_options;
+
+KLC_API int klc_tokenizer_train_options_init(klc_tokenizer_train_options *opts,
+                                             uint32_t version);
+
+/* Learns a byte-level BPE from the files (read as bytes; their contents are pre-tokenized
+ * with the same pattern and invalid-UTF-8 rule as encoding, and pieces never span two
+ * files). The result has ids 0..255 for the single bytes in GPT-2's order (so they have
+ * GPT-2's ids), then one id per learned token in the order learned, then "<|endoftext|>"
+ * as the last id, as GPT-2 has it.
+ *
+ * Each step merges the adjacent pair with the highest count over the whole text (pieces
+ * weighted by how often they occur); ties go to the pair whose left token's bytes come
+ * first in byte order (a proper prefix before its extensions), then the right token's.
+ * Every occurrence of the pair is merged, left to right without overlap, as encoding
+ * does. When a pair's concatenation is already a token (it was learned from a different
+ * pair), the merge is recorded and the existing token reused. Training is deterministic:
+ * the same files in the same order give the same files from klc_tokenizer_save. Pair
+ * counts are updated incrementally, so the cost is about linear in the text plus the
+ * work of the merges. */
+KLC_API int klc_tokenizer_train(const char *const *files, size_t n_files,
+                                const klc_tokenizer_train_options *opts, klc_tokenizer **out);
+
+/* ------------------------------------------------------------------------------------ */
+/* Optimizer                                                                            */
+/* ------------------------------------------------------------------------------------ */
+
+/* klc_optimizer updates a block of float parameters from a block of gradients of the same
+ * length: Adam, AdamW or SGD with momentum, computing the formulas of PyTorch 1.13's
+ * torch.optim.Adam, AdamW and SGD (single-tensor path) in the same order, with a
+ * learning-rate schedule and gradient clipping as torch.nn.utils.clip_grad_norm_ /
+ * clip_grad_value_ do. Results agree with PyTorch's to float rounding (a few ulp per
+ * update: fused multiply-adds and the clipping factor's precision differ), not bit for bit.
+ *
+ * The optimizer works on a caller's (params, grads, n) arrays rather than on a model, so
+ * that one type serves every block of parameters there is: a klc_model's contiguous
+ * block (klc_model_params / klc_model_grads, or klc_optimizer_step_model), a head kept
+ * by the caller, or tensors owned by an FFI caller. n is fixed at creation; the state
+ * (moments, step count) belongs to that block, element by element.
+ *
+ * Numerics: Adam's moments (exp_avg, exp_avg_sq) and SGD's momentum buffer are floats,
+ * like the parameters, as in PyTorch; the per-step scalars (bias corrections, step size,
+ * the learning rate) are computed in double and rounded to float once per step; the
+ * gradient norm is accumulated in double. Bias correction is PyTorch's: with t the
+ * 1-based step, step_size = lr / (1 - beta1^t) and
+ *   p -= step_size * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)   (eps added after the sqrt).
+ * Adam adds weight_decay * p to the gradient (L2); AdamW first multiplies p by
+ * (1 - lr * weight_decay) (decoupled, Loshchilov & Hutter); SGD adds weight_decay * p to
+ * the gradient, and its momentum buffer starts as the first (decayed) gradient, without
+ * dampening, as PyTorch's does.
+ *
+ * Speed: a step allocates nothing and makes two vectorised passes over the block, the
+ * gradient norm (which every step computes, for clipping, the report and the finiteness
+ * check) and the update, each split across OpenMP threads for large blocks. Results do
+ * not depend on the number of threads: the norm is summed over fixed chunks in a fixed
+ * order, and everything else is element-wise. */
+typedef struct klc_optimizer klc_optimizer;
+
+enum {
+    KLC_OPTIMIZER_ADAM = 1,  /* torch.optim.Adam (weight decay as L2 on the gradient) */
+    KLC_OPTIMIZER_ADAMW = 2, /* torch.optim.AdamW (decoupled weight decay) */
+    KLC_OPTIMIZER_SGD = 3    /* torch.optim.SGD (momentum, dampening, Nesterov) */
+};
+
+/* Learning-rate schedules. t counts the updates already taken (0 for the first update);
+ * W = warmup_steps, T = total_steps, peak = lr. Every schedule starts with a linear
+ * warm-up when W > 0: lr(t) = peak * (t + 1) / W for t < W, so the first update already
+ * moves (Hugging Face's schedulers use t / W and waste the first step at lr 0). After it,
+ * with p = (t - W) / (T - W) clamped to [0, 1]: */
+enum {
+    KLC_LR_CONSTANT = 0, /* peak (so W > 0 gives "linear warm-up, then constant") */
+    KLC_LR_COSINE = 1,   /* min_lr + (peak - min_lr) * (1 + cos(pi * p)) / 2 */
+    KLC_LR_LINEAR = 2    /* peak + (min_lr - peak) * p */
+};
+
+#define KLC_OPTIMIZER_OPTIONS_VERSION 1
+typedef struct klc_optimizer_options {
+    uint32_t version;
+    int32_t kind;        /* KLC_OPTIMIZER_*; default KLC_OPTIMIZER_ADAMW */
+    double lr;           /* peak learning rate, >= 0; default 1e-3 */
+    double beta1, beta2; /* Adam kinds, each in [0, 1); default 0.9, 0.999 */
+    double eps;          /* Adam kinds, >= 0; default 1e-8 */
+    /* >= 0; default 0 for every kind (torch.optim.AdamW's default is 0.01: set it), so
+     * that switching kind never silently changes the regularisation. */
+    double weight_decay;
+    double momentum;  /* SGD, >= 0; default 0 (no buffer) */
+    double dampening; /* SGD, in [0, 1]; default 0 */
+    int32_t nesterov; /* SGD, 0 or 1; needs momentum > 0 and dampening 0; default 0 */
+    /* Clipping, applied to a copy of the gradient as it is read (the caller's gradient
+     * block is never written). clip_value > 0 clamps each element to [-clip_value,
+     * clip_value] first; clip_norm > 0 then scales the whole block by
+     * min(1, clip_norm / (norm + 1e-6)), norm being the global L2 norm of the (value-
+     * clipped) gradients, as clip_grad_norm_ does. 0 turns either off; default 0. */
+    double clip_norm;
+    double clip_value;
+    int32_t schedule;               /* KLC_LR_*; default KLC_LR_CONSTANT */
+    int64_t warmup_steps;           /* >= 0; default 0 */
+    int64_t total_steps;            /* KLC_LR_COSINE and _LINEAR: > warmup_steps; default 0 */
+    double min_lr;                  /* KLC_LR_COSINE and _LINEAR: in [0, lr]; default 0 */
+    const klc_allocator *allocator; /* NULL: malloc/free */
+} klc_optimizer_options;
+
+KLC_API int klc_optimizer_options_init(klc_optimizer_options *opts, uint32_t version);
+
+/* The learning rate of update t (t >= 0 updates already taken) under opts's schedule: a
+ * pure function, the same value the optimizer uses and reports. Invalid options fail as
+ * klc_optimizer_create would, naming the field. */
+KLC_API int klc_optimizer_lr_at(const klc_optimizer_options *opts, int64_t t, double *lr);
+
+/* A new optimizer for blocks of n_params floats (n_params >= 1), with zero moments and no
+ * update taken. Invalid options fail with KLC_ERR_INVALID_ARGUMENT and a message naming
+ * the field, e.g. "optimizer option beta2 = 1 must be in [0, 1)". The moments (2 floats
+ * per parameter for Adam kinds, 1 for SGD with momentum, none otherwise) and a small
+ * table for the norm are allocated here, through opts->allocator. */
+KLC_API int klc_optimizer_create(const klc_optimizer_options *opts, size_t n_params,
+                                 klc_optimizer **out);
+KLC_API void klc_optimizer_destroy(klc_optimizer *opt);
+
+/* The optimizer's options (allocator is NULL). */
+KLC_API int klc_optimizer_get_options(const klc_optimizer *opt, klc_optimizer_options *out);
+/* The number of updates taken (torch's state['step']), or -1 for NULL. */
+KLC_API int64_t klc_optimizer_steps(const klc_optimizer *opt);
+
+/* What one update did, for metrics. The caller sets version; klc fills the fields that
+ * version has. */
+#define KLC_OPTIMIZER_REPORT_VERSION 1
+typedef struct klc_optimizer_report {
+    uint32_t version;
+    int64_t step;     /* updates taken including this one (1 after the first) */
+    double lr;        /* the learning rate this update used */
+    double grad_norm; /* global L2 norm of the gradients as given, before any clipping */
+    double clip_coef; /* the factor clip_norm scaled the gradients by (1 when not clipped) */
+} klc_optimizer_report;
+
+/* One update of params[0..n) from grads[0..n): n must be the optimizer's n_params, and
+ * the two blocks must not overlap. grads is only read. report may be NULL.
+ * A gradient with a NaN or infinite element fails with KLC_ERR_NUMERIC before anything
+ * is written: the parameters, moments and step count stay as they were, so the caller can
+ * skip the batch (PyTorch would instead write NaN into the moments for good). */
+KLC_API int klc_optimizer_step(klc_optimizer *opt, float *params, const float *grads, size_t n,
+                               klc_optimizer_report *report);
+/* The same on a model's parameter and gradient blocks (the gradient block is allocated,
+ * zeroed, if the model has none yet). */
+KLC_API int klc_optimizer_step_model(klc_optimizer *opt, klc_model *model,
+                                     klc_optimizer_report *report);
+
+/* --- State ------------------------------------------------------------------------------- */
+
+/* The optimizer's whole state as one blob: the step count (which is also the schedule's
+ * position) and every moment array, so that saving after update N, loading into a fresh
+ * optimizer made with the same options and n_params, and continuing gives the same bits
+ * as never stopping. Hyperparameters are not in the blob: they come from the options of
+ * the optimizer it is loaded into, so a resumed run may change them.
+ *
+ * Layout, little-endian: a 64-byte header
+ *   0  magic "KLCOPTIM"       8 bytes
+ *   8  format version         uint32 (1)
+ *   12 kind                   uint32 (KLC_OPTIMIZER_*)
+ *   16 n_params               uint64
+ *   24 step                   int64
+ *   32 number of arrays       uint32 (as klc_optimizer_num_tensors)
+ *   36 reserved, zero         28 bytes
+ * followed by the arrays in klc_optimizer_tensor order, n_params floats each. */
+
+/* The size of the blob in bytes (0 for NULL). */
+KLC_API size_t klc_optimizer_state_size(const klc_optimizer *opt);
+/* Writes the blob to buf. *needed (may be NULL) receives its size; if that exceeds
+ * capacity, nothing is written and the call fails with KLC_ERR_INVALID_ARGUMENT (buf =
+ * NULL with capacity = 0 asks for the size). */
+KLC_API int klc_optimizer_save_state(const klc_optimizer *opt, void *buf, size_t capacity,
+                                     size_t *needed);
+/* Replaces the state with a blob from klc_optimizer_save_state. Everything is validated
+ * before anything is written: a wrong magic, format version, kind, n_params, number of
+ * arrays or size, a negative step, or a moment that is not finite (or a negative
+ * exp_avg_sq) fails with KLC_ERR_FORMAT and a message saying which, and leaves the
+ * optimizer unchanged. */
+KLC_API int klc_optimizer_load_state(klc_optimizer *opt, const void *buf, size_t size);
+
+/* The moment arrays as named float arrays, for checkpoints that store tensors by name:
+ * Adam kinds have "exp_avg" and "exp_avg_sq", SGD with momentum "momentum_buffer" (the
+ * names of torch's optimizer state), other SGD none. */
+KLC_API int32_t klc_optimizer_num_tensors(const klc_optimizer *opt);
+/* Tensor `index` (0 <= index < klc_optimizer_num_tensors): its name (static storage), its
+ * data (borrowed for the optimizer's life; the values change with every step and load)
+ * and its length (n_params). Any of the outputs may be NULL. */
+KLC_API int klc_optimizer_tensor(const klc_optimizer *opt, int32_t index, const char **name,
+                                 const float **data, size_t *count);
+
+/* ------------------------------------------------------------------------------------ */
 /* Batches and sampling                                                                 */
 /* ------------------------------------------------------------------------------------ */
 

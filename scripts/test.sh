@@ -12,4 +12,4 @@ cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DKLC_SANITIZE=ON -DKLC_BUILD_B
 cmake --build build-san -j"$jobs"
 # OpenBLAS and OpenMP keep allocations for the process's lifetime: not klc's leaks.
 (cd build-san && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/../tests/lsan.supp \
-  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$jobs" -LE slow)
+  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$jobs" -LE "slow|install")

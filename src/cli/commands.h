@@ -1,8 +1,10 @@
 /* The klc program's subcommands; each takes the arguments after its name and returns the
- * process exit status (0 success, 1 failure, 2 usage error). */
+ * process exit status (0 success, 1 failure, 2 usage error); argv[0] is the subcommand's
+ * name. */
 #ifndef KLC_CLI_COMMANDS_H
 #define KLC_CLI_COMMANDS_H
 
 int klc_cmd_logprob(int argc, char **argv);
+int klc_cmd_tokenizer(int argc, char **argv);
 
 #endif
