@@ -684,6 +684,200 @@ KLC_API int32_t klc_optimizer_num_tensors(const klc_optimizer *opt);
 KLC_API int klc_optimizer_tensor(const klc_optimizer *opt, int32_t index, const char **name,
                                  const float **data, size_t *count);
 
+/* ------------------------------------------------------------------------------------ */
+/* Batches and sampling                                                                 */
+/* ------------------------------------------------------------------------------------ */
+
+/* klc_batch holds up to `capacity` token sequences, right-padded to max_len (both fixed at
+ * creation), and the per-sequence values that the steps of training fill in. Sequence i is
+ * its prompt (context) tokens followed by its generated tokens:
+ *
+ *   tokens[i*max_len .. i*max_len + lengths[i] - 1]   the sequence; the rest is padding
+ *   prompt_lengths[i]   how many leading tokens are context (>= 1: without a prompt, the
+ *                       beginning-of-sequence token counts as the prompt); this is klc_seqs'
+ *                       score_from, so log q, log a and log pi all sum the predictions of the
+ *                       generated tokens prompt_lengths[i] .. lengths[i]-1 (end-of-text token
+ *                       included, prompt excluded)
+ *   context_ids[i]      which context the sequence continues (0 without contexts)
+ *   sample_ids[i]       the sequence's global index within the step (keys random numbers)
+ *   seq_flags[i]        KLC_SEQ_* bits
+ *
+ * Slots, per sequence in double (sums over the generated positions):
+ *   logq   log q(x): the proposal, i.e. the distribution the sequence was sampled from
+ *   loga   log a(x): the base model
+ *   logpi  log pi(x): the policy
+ *   logP   log P(x): the unnormalised target; may be -inf (P(x) = 0)
+ *   phi    [n_seq * n_features] features, row-major
+ * and per token in float, [i*max_len + t] = the log-probability of token t+1 given tokens
+ * 0..t (the layout of klc_forward_options.token_logprobs, so a score can write into them
+ * directly): logq_tok, loga_tok, logpi_tok. Positions that predict no generated token are 0.
+ *
+ * Every accessor returns a pointer borrowed from the batch, valid until the batch is
+ * destroyed (the storage never moves); the arrays have `capacity` rows, of which the first
+ * klc_batch_size() are in use. Slots a step has not filled hold NaN (per sequence) or 0 (per
+ * token); the KLC_BATCH_HAS_* flags say which were filled. */
+typedef struct klc_batch klc_batch;
+
+enum {
+    KLC_BATCH_FULL_SUPPORT = 1u << 0, /* logq describes a proposal that gives every sequence
+                                         a positive probability (pure ancestral sampling):
+                                         importance weights P/q are unbiased */
+    KLC_BATCH_HAS_LOGQ = 1u << 1,
+    KLC_BATCH_HAS_LOGA = 1u << 2,
+    KLC_BATCH_HAS_LOGPI = 1u << 3,
+    KLC_BATCH_HAS_LOGP = 1u << 4,
+    KLC_BATCH_HAS_PHI = 1u << 5
+};
+
+enum {
+    KLC_SEQ_TRUNCATED = 1u << 0 /* the sequence reached its length limit (maximum new tokens or
+                                   max_len) without producing the end-of-text token */
+};
+
+/* A batch for up to capacity sequences of up to max_len tokens with n_features features
+ * (>= 0). It starts empty (klc_batch_size() == 0). allocator may be NULL. */
+KLC_API int klc_batch_create(int32_t capacity, int32_t max_len, int32_t n_features,
+                             const klc_allocator *allocator, klc_batch **out);
+KLC_API void klc_batch_destroy(klc_batch *batch);
+
+/* Replaces the batch's contents with caller-provided sequences (offline data): tokens and
+ * lengths are copied; seqs->score_from gives the prompt lengths (NULL: 1, the first token
+ * alone is context); seqs->sample_ids the global indices (NULL: 0, 1, 2, ...); context_ids
+ * [seqs->n_seq] may be NULL (all 0). Every slot is reset (NaN, or 0 per token) and the batch
+ * flags and sequence flags cleared. Lengths must be in [1, max_len] of the batch, token ids
+ * >= 0 (the vocabulary is checked by whatever model reads the batch), n_seq in
+ * [0, capacity]. On failure the batch is unchanged. */
+KLC_API int klc_batch_fill(klc_batch *batch, const klc_seqs *seqs, const int32_t *context_ids);
+/* Empties the batch (size 0, flags cleared). */
+KLC_API int klc_batch_clear(klc_batch *batch);
+
+/* The batch as klc_seqs (score_from = prompt lengths, sample_ids = the global indices) for
+ * klc_model_score, klc_model_forward and the others. The view borrows the batch's arrays. */
+KLC_API int klc_batch_seqs(const klc_batch *batch, klc_seqs *out);
+
+/* Sizes. Each returns a negative status for a NULL batch. */
+KLC_API int32_t klc_batch_size(const klc_batch *batch); /* sequences in use */
+KLC_API int32_t klc_batch_capacity(const klc_batch *batch);
+KLC_API int32_t klc_batch_max_len(const klc_batch *batch);
+KLC_API int32_t klc_batch_n_features(const klc_batch *batch);
+
+/* KLC_BATCH_* bits. A step that fills a slot sets its HAS bit; the sampler sets
+ * KLC_BATCH_HAS_LOGQ and, for pure ancestral sampling only, KLC_BATCH_FULL_SUPPORT. */
+KLC_API uint32_t klc_batch_flags(const klc_batch *batch);
+KLC_API int klc_batch_set_flags(klc_batch *batch, uint32_t flags);
+
+/* Borrowed arrays (NULL for a NULL batch; phi is NULL when n_features is 0). Writable, so
+ * that the steps of a custom loop can fill them. */
+KLC_API int32_t *klc_batch_tokens(klc_batch *batch);         /* [capacity * max_len] */
+KLC_API int32_t *klc_batch_lengths(klc_batch *batch);        /* [capacity] */
+KLC_API int32_t *klc_batch_prompt_lengths(klc_batch *batch); /* [capacity] */
+KLC_API int32_t *klc_batch_context_ids(klc_batch *batch);    /* [capacity] */
+KLC_API int64_t *klc_batch_sample_ids(klc_batch *batch);     /* [capacity] */
+KLC_API uint32_t *klc_batch_seq_flags(klc_batch *batch);     /* [capacity], KLC_SEQ_* */
+KLC_API double *klc_batch_logq(klc_batch *batch);            /* [capacity] */
+KLC_API double *klc_batch_loga(klc_batch *batch);            /* [capacity] */
+KLC_API double *klc_batch_logpi(klc_batch *batch);           /* [capacity] */
+KLC_API double *klc_batch_logP(klc_batch *batch);            /* [capacity] */
+KLC_API double *klc_batch_phi(klc_batch *batch);             /* [capacity * n_features] */
+KLC_API float *klc_batch_logq_tok(klc_batch *batch);         /* [capacity * max_len] */
+KLC_API float *klc_batch_loga_tok(klc_batch *batch);         /* [capacity * max_len] */
+KLC_API float *klc_batch_logpi_tok(klc_batch *batch);        /* [capacity * max_len] */
+
+/* klc_sampler draws sequences from a model by ancestral sampling with its KV cache: the
+ * prompts of up to max_rows sequences are prefilled in one batched forward, then every
+ * step samples one token for each unfinished sequence and decodes only those (finished
+ * sequences are dropped from the work). All memory (the KV cache, one logits buffer for
+ * max_rows rows, selection scratch, and the model's work buffers for the prefill, through
+ * klc_model_reserve) is planned at creation; a sampling call allocates nothing.
+ *
+ * The model is borrowed: it must outlive the sampler, and it must not be used by any other
+ * call while klc_sampler_sample runs. Sampling runs the model's inference forward, so a
+ * training forward's kept activations are gone afterwards (klc_model_backward then returns
+ * KLC_ERR_STATE); sample before the training forward, or backward before sampling.
+ *
+ * Each sequence draws its token at position t from the uniform
+ * klc_rng_uniform(rng, sample_id, t) (rng as given in the sampling options, normally keyed
+ * (seed, KLC_STREAM_SAMPLE, step)), by inverting the cumulative distribution. Its random
+ * numbers therefore depend only on its global index and positions, never on how sequences
+ * are grouped: n sequences in one call, or in several calls with first_sample set to each
+ * group's first global index, or with another max_rows, draw the same numbers and give the
+ * same tokens. The model's products round differently for different numbers of rows
+ * (OpenBLAS picks kernels by shape), so the log-probabilities recorded may differ in the
+ * last float bits between groupings, and a token could in principle differ where a uniform
+ * falls within that rounding of a boundary of the cumulative distribution; the same call
+ * on the same machine and thread count repeats bit for bit. */
+typedef struct klc_sampler klc_sampler;
+
+#define KLC_SAMPLER_OPTIONS_VERSION 1
+typedef struct klc_sampler_options {
+    uint32_t version;
+    int32_t max_rows;       /* sequences decoded together; default 32 */
+    int32_t max_len;        /* longest sequence, prompt included, <= the model's n_ctx;
+                               default 0: min(64, n_ctx) */
+    int32_t max_prompt_len; /* longest prompt, < max_len; default 0: max_len / 2 (at least 1) */
+    const klc_allocator *allocator; /* NULL: malloc/free */
+} klc_sampler_options;
+
+KLC_API int klc_sampler_options_init(klc_sampler_options *opts, uint32_t version);
+/* A sampler for `model` (borrowed; see above). Fails with KLC_ERR_INVALID_ARGUMENT when
+ * max_len exceeds the model's n_ctx or the sizes are inconsistent. Create it after
+ * klc_set_num_threads: a sampling call fails with KLC_ERR_STATE if more threads are set
+ * than it was planned for. */
+KLC_API int klc_sampler_create(klc_model *model, const klc_sampler_options *opts,
+                               klc_sampler **out);
+KLC_API void klc_sampler_destroy(klc_sampler *sampler);
+/* Bytes the sampler holds (not counting the model's own work buffers). */
+KLC_API size_t klc_sampler_bytes(const klc_sampler *sampler);
+
+#define KLC_SAMPLE_OPTIONS_VERSION 1
+typedef struct klc_sample_options {
+    uint32_t version;
+    /* The generator; klc_sample_options_init sets (seed 0, KLC_STREAM_SAMPLE, step 0). */
+    klc_rng rng;
+    int64_t first_sample; /* global index of the call's first sequence; default 0 */
+    /* The distribution sampled from at each position: the model's logits divided by
+     * temperature, then restricted to the top_k most probable tokens, then to the smallest
+     * set of most probable tokens whose probability reaches top_p, renormalised. Ties in
+     * probability are broken by the smaller token id. Only temperature 1, top_k 0 (or
+     * >= vocabulary) and top_p 1 sample from the model itself with full support
+     * (KLC_BATCH_FULL_SUPPORT). */
+    double temperature;     /* > 0; default 1 */
+    int32_t top_k;          /* >= 0; 0: off (default) */
+    double top_p;           /* in (0, 1]; default 1 (off) */
+    int32_t max_new_tokens; /* >= 1, or 0 (default): until max_len */
+    /* The end-of-text token: a sequence stops after producing it, and it is part of the
+     * sequence. -1: none (every sequence runs to its length limit). Default 50256 (GPT-2). */
+    int32_t eos_id;
+    /* Prompts. contexts NULL: every sequence starts from bos_id (default 50256, GPT-2's
+     * end-of-text token, which it uses as a beginning), a prompt of length 1, context id 0.
+     * Otherwise contexts->n_seq contexts, context c being contexts->tokens[c*max_len ..]
+     * of length contexts->lengths[c] (1 .. max_prompt_len; score_from and sample_ids are
+     * ignored); one context is a fixed prefix. Sequence i continues context
+     * context_ids[i] (an array [n_seq], each in [0, contexts->n_seq)) or, when context_ids
+     * is NULL, (first_sample + i) mod contexts->n_seq. */
+    int32_t bos_id;
+    const klc_seqs *contexts;
+    const int32_t *context_ids;
+} klc_sample_options;
+
+KLC_API int klc_sample_options_init(klc_sample_options *opts, uint32_t version);
+
+/* Replaces the contents of `out` with n_seq (1 .. capacity of out) sequences sampled from
+ * the model, with global indices first_sample .. first_sample + n_seq - 1. It fills tokens,
+ * lengths, prompt lengths, context ids, sample ids, sequence flags (KLC_SEQ_TRUNCATED), logq
+ * and logq_tok (the log-probabilities under the distribution actually sampled from, after
+ * temperature, top-k and top-p; sums in double), resets the other slots, and sets the batch
+ * flags to KLC_BATCH_HAS_LOGQ, plus KLC_BATCH_FULL_SUPPORT for pure ancestral sampling.
+ * A sequence's length limit is min(prompt + max_new_tokens, the sampler's max_len, the
+ * batch's max_len).
+ *
+ * Arguments are checked before anything changes: a bad option, prompt token or context
+ * id fails with KLC_ERR_INVALID_ARGUMENT and leaves the batch unchanged. A failure while
+ * sampling (KLC_ERR_NUMERIC for logits that are NaN or infinite) leaves the batch empty.
+ * The sampler stays usable either way. */
+KLC_API int klc_sampler_sample(klc_sampler *sampler, const klc_sample_options *opts,
+                               int32_t n_seq, klc_batch *out);
+
 #ifdef __cplusplus
 }
 #endif

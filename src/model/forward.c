@@ -206,7 +206,10 @@ int klc_model_run_forward(klc_model *m, const klc_seqs *s, const klc_forward_opt
                         o->version);
     klc_ws_shape need = shape_of(m, s, training);
     KLC_TRY(klc_workspace_ensure(m, &need));
-    if (mode != KLC_LM_LOGPROBS && !klc_model_grads(m, NULL)) return KLC_ERR_OUT_OF_MEMORY;
+    /* Only the modes that form a gradient need the gradient block; prefill (KLC_LM_NONE) on
+     * a frozen model must not allocate one. */
+    const int grad_mode = mode == KLC_LM_FUSED_GRAD || mode == KLC_LM_RECOMPUTE_GRAD;
+    if (grad_mode && !klc_model_grads(m, NULL)) return KLC_ERR_OUT_OF_MEMORY;
     klc_activations *a = m->ws.acts;
     pack(a, s, m->cfg.n_head);
     run_dropout d = {0, NULL, 0, 0, 0};
