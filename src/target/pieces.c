@@ -137,13 +137,16 @@ int klc_splitter_run(klc_splitter *s, const char *text, size_t len) {
         int rc = pcre2_match(s->split, (PCRE2_SPTR)text, len, pos, 0, s->md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH) return add_invalid(s, text, pos, len);
         if (rc < 0) return klc_pcre_fail(KLC_ERR_INTERNAL, rc, "splitting a text into words");
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+        /* Copied out: lower-casing reuses the match data. */
+        const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+        size_t m0 = ov[0], m1 = ov[1];
+        bool is_word = rc >= 2 && ov[2] != PCRE2_UNSET;
         /* Every well-formed character matches, so a gap is ill-formed UTF-8. */
-        if (ov[0] > pos) KLC_TRY(add_invalid(s, text, pos, ov[0]));
-        const char *p = text + ov[0];
-        size_t n = ov[1] - ov[0], start = s->norm_len;
+        if (m0 > pos) KLC_TRY(add_invalid(s, text, pos, m0));
+        const char *p = text + m0;
+        size_t n = m1 - m0, start = s->norm_len;
         int kind;
-        if (rc >= 2 && ov[2] != PCRE2_UNSET) {
+        if (is_word) {
             kind = KLC_PIECE_WORD;
             KLC_TRY(s->caseless ? append_lower(s, p, n) : append(s, p, n));
         } else if (rc >= 3) {
@@ -157,7 +160,7 @@ int klc_splitter_run(klc_splitter *s, const char *text, size_t len) {
                 KLC_TRY(append(s, p, n));
         }
         KLC_TRY(push_piece(s, kind, start));
-        pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+        pos = m1 > m0 ? m1 : m0 + 1;
     }
     return KLC_OK;
 }
