@@ -30,8 +30,8 @@ static void tb_make(tbatch *t, const char *const *texts, int n) {
         t->lengths[i] = i % STRIDE + 1;
         for (int k = 0; k < STRIDE; k++) t->ids[i * STRIDE + k] = 100 + i;
     }
-    t->b = (klc_seq_batch){sizeof(klc_seq_batch), n, STRIDE, t->ids, t->lengths, t->texts, t->tl,
-                           NULL};
+    t->b = (klc_seq_batch){
+        sizeof(klc_seq_batch), n, STRIDE, t->ids, t->lengths, t->texts, t->tl, NULL};
 }
 
 /* Scores texts with f and compares with want[], naming the text on a mismatch. */
@@ -58,10 +58,27 @@ START_TEST(test_word_boundaries) {
     klc_feature *f = word("sea", 0), *fc = word("sea", KLC_FEATURE_CASELESS);
     ck_assert_str_eq(klc_feature_name(f), "word:sea");
     ck_assert_int_eq(klc_feature_dim(f), 1);
-    const char *texts[] = {"the sea.",  "seasick", "Sea",        "sea-sick", "",
-                           "the seas",  "sea's",   "sea\xE2\x80\x99s", "to\tsea\n", "xsea",
-                           "sea2",      "_sea_",   "seaé",       "éSEA",     "(sea)",
-                           "SEA!",      "sea\xff", "\xffsea",    "se\xff" "a",  "sEa"};
+    const char *texts[] = {"the sea.",
+                           "seasick",
+                           "Sea",
+                           "sea-sick",
+                           "",
+                           "the seas",
+                           "sea's",
+                           "sea\xE2\x80\x99s",
+                           "to\tsea\n",
+                           "xsea",
+                           "sea2",
+                           "_sea_",
+                           "seaé",
+                           "éSEA",
+                           "(sea)",
+                           "SEA!",
+                           "sea\xff",
+                           "\xffsea",
+                           "se\xff"
+                           "a",
+                           "sEa"};
     const double want[] = {1, 0, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 0, 0};
     const double want_c[] = {1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0, 0, 1, 1, 1, 1, 0, 1};
     int n = (int)(sizeof texts / sizeof texts[0]);
@@ -108,8 +125,8 @@ END_TEST
 
 START_TEST(test_phrases_and_punctuation) {
     klc_feature *f = word("  fed up ", 0);
-    const char *texts[] = {"I am fed   up.", "fed\n up", "fedup", "fed, up", "fed up-tight",
-                           "unfed up"};
+    const char *texts[] = {"I am fed   up.", "fed\n up",     "fedup",
+                           "fed, up",        "fed up-tight", "unfed up"};
     const double want[] = {1, 1, 0, 0, 1, 0};
     expect(f, texts, want, 6);
     klc_feature_destroy(f);
@@ -143,8 +160,14 @@ static klc_feature *lexicon(const char *const *w, const double *v, size_t n, int
 START_TEST(test_lexicon_aggregation) {
     const char *w[] = {"good", "not good", "bad", "very good"};
     const double v[] = {3, -2, -3, 4};
-    const char *texts[] = {"good good", "not good", "not good but good", "bad.", "",
-                           "good bad bad",  "very good, not good, very very good", "goodness"};
+    const char *texts[] = {"good good",
+                           "not good",
+                           "not good but good",
+                           "bad.",
+                           "",
+                           "good bad bad",
+                           "very good, not good, very very good",
+                           "goodness"};
     const double sum[] = {6, -2, 1, -3, 0, -3, 6, 0};
     const double mean[] = {3, -2, 0.5, -3, 0, -1, 2, 0};
     const double count[] = {2, 1, 2, 1, 0, 3, 3, 0};
@@ -213,8 +236,8 @@ START_TEST(test_shipped_lexicons) {
     ck_klc(klc_feature_name_list_file(LEX "female-first-names.txt", NULL, &female));
     ck_klc(klc_feature_name_list_file(LEX "male-first-names.txt", NULL, &male));
     ck_assert_str_eq(klc_feature_name(female), "name_list:female-first-names.txt");
-    const char *t3[] = {"Mary went home.", "mary went home", "MARY", "Mary's hat", "John and Alex",
-                        "Johnny"};
+    const char *t3[] = {"Mary went home.", "mary went home", "MARY",
+                        "Mary's hat",      "John and Alex",  "Johnny"};
     const double wf[] = {1, 0, 0, 1, 1, 0}, wm[] = {0, 0, 0, 0, 1, 1};
     expect(female, t3, wf, 6);
     expect(male, t3, wm, 6);
@@ -226,9 +249,10 @@ START_TEST(test_shipped_lexicons) {
     klc_feature_destroy(stop);
 
     /* Every topic list loads; "coach" is a sport term, "at home" a sport phrase. */
-    const char *topics[] = {"art", "astronomy", "biology", "chemistry", "commerce",
-                            "computer_science", "cooking", "law", "mathematics", "medicine",
-                            "military", "music", "philosophy", "physics", "religion", "sport"};
+    const char *topics[] = {"art",         "astronomy",        "biology",  "chemistry",
+                            "commerce",    "computer_science", "cooking",  "law",
+                            "mathematics", "medicine",         "military", "music",
+                            "philosophy",  "physics",          "religion", "sport"};
     for (int k = 0; k < 16; k++) {
         char path[512];
         snprintf(path, sizeof path, LEX "topics/%s.txt", topics[k]);
@@ -256,7 +280,10 @@ static char *write_temp(const char *dir, const char *name, const char *data, siz
  * holds "<path>:<line>:" (line 0: just the path) and `why`. */
 static void bad_file(const char *dir, int kind, const char *data, size_t n, int status, int line,
                      const char *why) {
-    char *path = write_temp(dir, kind == 0 ? "list.txt" : kind == 1 ? "lex.tsv" : "names.txt",
+    char *path = write_temp(dir,
+                            kind == 0   ? "list.txt"
+                            : kind == 1 ? "lex.tsv"
+                                        : "names.txt",
                             data, n);
     klc_feature *f = (klc_feature *)1;
     int st = kind == 0   ? klc_feature_word_list_file(path, NULL, &f)
@@ -272,8 +299,7 @@ static void bad_file(const char *dir, int kind, const char *data, size_t n, int 
         snprintf(where, sizeof where, "%s", path);
     ck_assert_msg(strstr(klc_last_error(), where) != NULL, "'%s' lacks '%s'", klc_last_error(),
                   where);
-    ck_assert_msg(strstr(klc_last_error(), why) != NULL, "'%s' lacks '%s'", klc_last_error(),
-                  why);
+    ck_assert_msg(strstr(klc_last_error(), why) != NULL, "'%s' lacks '%s'", klc_last_error(), why);
     free(path);
 }
 

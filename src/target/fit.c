@@ -94,15 +94,15 @@ typedef struct fit_work {
 
 /* Everything the fit needs, carved from one allocation. */
 typedef struct fit_state {
-    size_t n_used, m, L;                           /* samples used, fitted dims, all lambda dims */
-    size_t *used;                                  /* [n_used] sample indices */
-    int32_t *fitted;                               /* [m] lambda index of each fitted dim */
-    double *lo, *hi;                               /* [L] ranges */
-    double *X, *base, *mu;                         /* [n_used*m], [n_used], [m] */
-    double *e, *p;                                 /* [n_used] */
-    double *lam, *trial, *dir, *grad, *cov, *chol; /* [m] x4, [m*m] x2 */
-    size_t *cols;                                  /* [m] phi column of each fitted dim */
-    bool *col_fitted;                              /* [phi_dim] */
+    size_t n_used, m, L;   /* samples used, fitted dims, all lambda dims */
+    size_t *used;          /* [n_used] sample indices */
+    int32_t *fitted;       /* [m] lambda index of each fitted dim */
+    double *lo, *hi;       /* [L] ranges */
+    double *X, *base, *mu; /* [n_used*m], [n_used], [m] */
+    double *e, *p;         /* [n_used] */
+    double *lam, *trial, *dir, *grad, *tgrad, *cov, *chol; /* [m] x5, [m*m] x2 */
+    size_t *cols;                                          /* [m] phi column of each fitted dim */
+    bool *col_fitted;                                      /* [phi_dim] */
 } fit_state;
 
 static void *carve(unsigned char **at, size_t count, size_t size) {
@@ -138,6 +138,7 @@ static int fit_alloc(fit_work *w, fit_state *s, size_t n, size_t L, size_t D) {
     s->trial = carve(&at, m, sizeof(double));
     s->dir = carve(&at, m, sizeof(double));
     s->grad = carve(&at, m, sizeof(double));
+    s->tgrad = carve(&at, m, sizeof(double));
     s->cov = carve(&at, m * m, sizeof(double));
     s->chol = carve(&at, m * m, sizeof(double));
     s->cols = carve(&at, m, sizeof(size_t));
@@ -338,14 +339,26 @@ static int iterate(const klc_target *t, const klc_fit_options *o, fit_state *s, 
         bool accepted = false;
         for (int ls = 0; ls < 60 && !accepted; ls++, step *= 0.5) {
             for (size_t k = 0; k < m; k++) s->trial[k] = s->lam[k] + step * s->dir[k];
-            accepted = klc_dual_value(d, s->trial) >= ev->L + 1e-4 * step * slope;
+            double gain = step * slope;
+            if (gain > 1e-13 * (1.0 + fabs(ev->L))) {
+                accepted = klc_dual_value(d, s->trial) >= ev->L + 1e-4 * gain;
+            } else {
+                /* Near the optimum the dual's increase drowns in rounding: judge the step
+                 * by the gradient instead. */
+                klc_dual_eval tev = {.grad = s->tgrad, .cov = NULL};
+                accepted =
+                    klc_dual_eval_at(d, s->trial, &tev) == KLC_OK && tev.grad_norm < ev->grad_norm;
+            }
             if (accepted) break;
         }
-        if (!accepted)
+        if (!accepted) {
+            /* The report describes lambda, not the last trial. */
+            KLC_TRY(klc_dual_eval_at(d, s->lam, ev));
             return klc_fail(KLC_ERR_NUMERIC,
                             "the fit stalled after %d iterations: no step along the %s "
                             "direction increases the dual; ||mu_bar - mu_hat|| = %.3g, tol %.3g",
                             it, newton ? "Newton" : "gradient", ev->grad_norm, o->tol);
+        }
         memcpy(s->lam, s->trial, m * sizeof(double));
         if (!newton) grad_step = step == 1.0 ? grad_step * 2.0 : grad_step * step;
     }
