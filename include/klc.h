@@ -989,7 +989,8 @@ KLC_API int klc_target_combine(const klc_target *target, int32_t n, const double
  * the fit maximises the concave dual
  *     L(lambda) = lambda . mu_bar - log sum_i exp(log_w_i) b_i exp(lambda . phi_i + ...)
  * whose gradient is mu_bar - mu_hat and whose Hessian is -Cov_w(phi), starting from the
- * current lambda, until ||mu_bar - mu_hat||_2 < tol. Sums are in double, log-sum-exp
+ * current lambda (from 0 if that already spreads the log-weights over more than
+ * max_spread), until ||mu_bar - mu_hat||_2 < tol. Sums are in double, log-sum-exp
  * with the largest term taken out.
  *
  * Feasibility. A solution exists only if mu_bar lies inside the convex hull of the phi_i
