@@ -878,6 +878,379 @@ KLC_API int klc_sample_options_init(klc_sample_options *opts, uint32_t version);
 KLC_API int klc_sampler_sample(klc_sampler *sampler, const klc_sample_options *opts,
                                int32_t n_seq, klc_batch *out);
 
+/* ------------------------------------------------------------------------------------ */
+/* Features and targets                                                                 */
+/* ------------------------------------------------------------------------------------ */
+
+/* A feature phi(x) maps a generated sequence to dim real numbers; a target is the energy
+ * based model P(x) = a(x) * prod_i b_i(x) * exp(sum_j lambda_j phi_j(x)) built from
+ * features over a frozen base model a.
+ *
+ * What a feature sees of a batch: n generated sequences. Sequence i is
+ * ids[i*stride .. i*stride + lengths[i] - 1]: the generated tokens only (the prompt is
+ * excluded), the end-of-text token included when the sequence ended with one. texts[i]
+ * is the decoding of those tokens without a final end-of-text token (so that text
+ * features never see "<|endoftext|>"), text_lengths[i] bytes, UTF-8 that need not be
+ * valid (a cut sequence may end inside a character) and need not be NUL-terminated;
+ * texts[i] may be NULL only when text_lengths[i] is 0. texts is NULL when the caller has
+ * no tokenizer: features that read text then fail with KLC_ERR_INVALID_ARGUMENT, naming
+ * themselves. context_ids[i] (NULL: every sequence has context 0) identifies the prompt
+ * sequence i continues, for conditional features phi(x, c).
+ *
+ * struct_size is sizeof(klc_seq_batch) as the caller compiled it: fields are only ever
+ * appended, and a feature reads a field only if struct_size covers it. Set it to
+ * sizeof(klc_seq_batch). */
+typedef struct klc_seq_batch {
+    uint32_t struct_size;
+    int32_t n;                  /* sequences, >= 0 */
+    int32_t stride;             /* >= every length, >= 0 */
+    const int32_t *ids;         /* [n*stride]; may be NULL when every length is 0 */
+    const int32_t *lengths;     /* [n], each in 0..stride */
+    const char *const *texts;   /* [n] or NULL */
+    const size_t *text_lengths; /* [n] when texts is not NULL */
+    const int32_t *context_ids; /* [n] or NULL */
+} klc_seq_batch;
+
+typedef struct klc_feature klc_feature;
+
+/* A feature written by the caller (in C or through FFI), and every built-in one too.
+ * score_batch writes out[i*dim + k], the k-th value for sequence i, for the whole batch
+ * in one call (a classifier batches its forward; an FFI callback pays one call per
+ * batch), and returns 0, or non-zero to stop the operation with KLC_ERR_CALLBACK. Every
+ * value written must be finite (KLC_ERR_NUMERIC otherwise, naming the feature, the
+ * sequence and the dimension). The batch and its arrays are valid only during the call.
+ * release (NULL: nothing to release) runs exactly once, when the feature is destroyed.
+ * Callbacks run on the calling thread, never concurrently and never re-entrantly. */
+#define KLC_FEATURE_OPS_VERSION 1
+typedef struct klc_feature_ops {
+    uint32_t version;  /* KLC_FEATURE_OPS_VERSION */
+    const char *name;  /* copied; shown in every message about the feature */
+    int32_t dim;       /* >= 1 */
+    int (*score_batch)(void *self, const klc_seq_batch *seqs, double *out /* [n*dim] */);
+    void (*release)(void *self); /* optional */
+} klc_feature_ops;
+
+/* How a lexicon feature turns the values of the entries found in a text into one number.
+ * Each occurrence counts (a word found twice adds its value twice). */
+enum {
+    KLC_AGGREGATE_SUM = 0,  /* sum of the values found; 0 when none */
+    KLC_AGGREGATE_MEAN = 1, /* their mean; 0 when none */
+    KLC_AGGREGATE_COUNT = 2 /* the number of occurrences, whatever their values */
+};
+
+enum {
+    /* Word, word list, lexicon and regex features: ignore case (see "Words" below). */
+    KLC_FEATURE_CASELESS = 1
+};
+
+#define KLC_FEATURE_OPTIONS_VERSION 1
+typedef struct klc_feature_options {
+    uint32_t version;
+    /* The feature's name (copied). NULL: the constructor's default, e.g. "word:sea",
+     * "word_list:sport.txt" (a file's base name), "lexicon:afinn-111.tsv", "length",
+     * "regex:<pattern>"; for klc_feature_create, the ops' name. */
+    const char *name;
+    uint32_t flags;    /* KLC_FEATURE_*; default 0 (case-sensitive) */
+    int32_t aggregate; /* lexicons: KLC_AGGREGATE_*; default KLC_AGGREGATE_SUM */
+    /* Lexicon files: the value of an entry on a line without a TAB, so that a plain word
+     * list (e.g. a list of positive words) is a lexicon; default 1. Must be finite. */
+    double default_value;
+    const klc_allocator *allocator; /* NULL: malloc/free */
+} klc_feature_options;
+
+KLC_API int klc_feature_options_init(klc_feature_options *opts, uint32_t version);
+
+/* A feature from a caller's ops and state. The ops struct and the name are copied. opts
+ * may be NULL; only its name (overriding ops->name) and allocator are used. ops must
+ * have version 1..KLC_FEATURE_OPS_VERSION, a non-empty name, dim >= 1 and a
+ * score_batch. If this call fails, release is not called: self still belongs to the
+ * caller. */
+KLC_API int klc_feature_create(const klc_feature_ops *ops, void *self,
+                               const klc_feature_options *opts, klc_feature **out);
+
+/* Calls release (once) and frees the handle. NULL is allowed. */
+KLC_API void klc_feature_destroy(klc_feature *feature);
+
+/* The feature's name (borrowed) and dimension; NULL / -1 for a NULL feature. */
+KLC_API const char *klc_feature_name(const klc_feature *feature);
+KLC_API int32_t klc_feature_dim(const klc_feature *feature);
+
+/* Scores a batch: out[i*dim + k] for i < seqs->n. Checks the batch (struct_size, n,
+ * stride, lengths, texts), calls score_batch and checks that every value is finite. A
+ * non-zero return from a caller's score_batch gives KLC_ERR_CALLBACK with a message
+ * naming the feature and the value returned; the feature stays usable. out is written
+ * only by score_batch (its content after a failure is unspecified). */
+KLC_API int klc_feature_score(klc_feature *feature, const klc_seq_batch *seqs, double *out);
+
+/* --- Built-in features -------------------------------------------------------------- */
+
+/* Words. Text features read texts[i] only. A text is cut into pieces, each a maximal run
+ * of one kind, using PCRE2's Unicode tables:
+ *   - a word: a maximal run of letters, combining marks and numbers (\p{L}, \p{M}, \p{N}):
+ *     "café", "naïve", "x2", "Łódź", "日本語" are single words, and so is "cafe" + U+0301;
+ *   - white space: a maximal run of Unicode white space (\s with Unicode semantics, which
+ *     includes the no-break space);
+ *   - any other character (punctuation, symbols, emoji, "_"), one piece per character.
+ *     The right single quotation mark U+2019 counts as the apostrophe ' (so "don’t" and
+ *     "don't" are the same), in texts and in lists alike;
+ *   - bytes that are not well-formed UTF-8 are pieces that never match anything.
+ * A list entry (a word or a phrase) is cut the same way, after removing white space at
+ * both ends; it occurs in a text where the text has the same sequence of pieces, a white
+ * space piece matching any run of white space. So matches are whole words: "sea" occurs
+ * in "the sea.", "Sea-sick" (with KLC_FEATURE_CASELESS) and "sea's", but not in
+ * "seasick", "seas" or "sea2"; "a+" occurs in "an a+ grade"; "fed up" in "fed\n up".
+ * There is no Unicode normalisation: precomposed "é" (U+00E9) and "e" + U+0301 differ.
+ *
+ * Case: by default words compare byte for byte. With KLC_FEATURE_CASELESS both sides are
+ * lower-cased first, character by character, with PCRE2's Unicode case tables (simple
+ * one-to-one mappings: "É" -> "é", "Σ" -> "σ" everywhere (final sigma "ς" stays "ς"),
+ * "ẞ" -> "ß"; a character with no single lower-case form, such as "İ", stays as it is).
+ *
+ * Counting (lexicons): the text is scanned left to right; at each piece the longest entry
+ * that starts there is taken and the scan resumes after it, otherwise the scan moves one
+ * piece on. So "not good" counts the entry "not good" and not also "good" when both are
+ * listed, and occurrences never overlap.
+ *
+ * Files are UTF-8 text, one entry per line: lines end with LF (a CR before it is
+ * removed), white space at both ends of a line is removed, empty lines are skipped, and
+ * there are no comments. A file that cannot be read gives KLC_ERR_IO naming it; a bad
+ * line gives KLC_ERR_FORMAT with "file:line: why" (invalid UTF-8, a NUL byte, a TAB in a
+ * word list, a value that is not a finite number, a name that is not capitalised, an
+ * entry listed twice with different values); a file without entries is KLC_ERR_FORMAT.
+ * Duplicate entries with equal values are merged. Every word feature has dim 1. */
+
+/* 1 when the word (or phrase) occurs in the text, else 0. */
+KLC_API int klc_feature_word(const char *word, const klc_feature_options *opts,
+                             klc_feature **out);
+/* 1 when any of words[0..n) occurs in the text, else 0 (n >= 1). */
+KLC_API int klc_feature_word_list(const char *const *words, size_t n,
+                                  const klc_feature_options *opts, klc_feature **out);
+/* The same with the words read from a file, one per line. */
+KLC_API int klc_feature_word_list_file(const char *path, const klc_feature_options *opts,
+                                       klc_feature **out);
+/* A real-valued score: each entry of the lexicon that occurs in the text contributes its
+ * value, aggregated by opts->aggregate. From arrays (values[k] belongs to words[k], all
+ * finite; n >= 1) or from a file whose lines are "entry<TAB>value" (AFINN's format) or
+ * "entry" alone (a plain list, e.g. Hu and Liu's positive or negative words: value
+ * opts->default_value, so -1 gives a negative list); value is a decimal number as strtod
+ * reads it in the C locale, finite, with nothing after it but white space. */
+KLC_API int klc_feature_lexicon(const char *const *words, const double *values, size_t n,
+                                const klc_feature_options *opts, klc_feature **out);
+KLC_API int klc_feature_lexicon_file(const char *path, const klc_feature_options *opts,
+                                     klc_feature **out);
+/* 1 when any of the names occurs as written (always case-sensitive: KLC_FEATURE_CASELESS
+ * is refused), else 0, e.g. a list of female first names: "Mary" matches "Mary" and
+ * "Mary's" but not "mary" or "MARY". Every name must start with an upper-case or
+ * title-case letter (\p{Lu}, \p{Lt}). Names that are also common words ("May", "Hope")
+ * match wherever they are capitalised, including at the start of a sentence. */
+KLC_API int klc_feature_name_list(const char *const *names, size_t n,
+                                  const klc_feature_options *opts, klc_feature **out);
+KLC_API int klc_feature_name_list_file(const char *path, const klc_feature_options *opts,
+                                       klc_feature **out);
+/* The number of generated tokens, lengths[i] (the end-of-text token included when
+ * present), as a real number. Needs no text. */
+KLC_API int klc_feature_length(const klc_feature_options *opts, klc_feature **out);
+/* 1 when the PCRE2 regular expression matches somewhere in the text, else 0. The pattern
+ * is compiled with Unicode semantics (PCRE2_UTF and PCRE2_UCP: \w, \d, \b and [[:alpha:]]
+ * know non-ASCII letters) and PCRE2_MATCH_INVALID_UTF (ill-formed bytes in a text never
+ * match and never fail), plus PCRE2_CASELESS with KLC_FEATURE_CASELESS. A pattern that
+ * does not compile gives KLC_ERR_INVALID_ARGUMENT with PCRE2's message and the offset; a
+ * match that exceeds PCRE2's limits gives KLC_ERR_UNSUPPORTED naming the sequence. */
+KLC_API int klc_feature_regex(const char *pattern, const klc_feature_options *opts,
+                              klc_feature **out);
+
+/* --- Targets ---------------------------------------------------------------------------- */
+
+/* A target is P(x) = a(x) * prod_i b_i(x) * exp(sum_j lambda_j phi_j(x)), kept in log
+ * space: log P = log a + sum_i log b_i + lambda . phi, with log b_i in {0, -inf}.
+ *  - pointwise terms b_i: features whose every value is 0 or 1 (x must satisfy b_i);
+ *  - moment terms: features with a wanted mean mu_bar (E_p[phi] = mu_bar) and one
+ *    coefficient lambda per dimension, 0 when added, set by klc_target_fit (or by hand);
+ *  - a reward term (klc_target_from_reward): a feature r with coefficient 1/beta, the
+ *    optimum of KL-control: log P = log a + r / beta.
+ * phi is the concatenation of the moment and reward features' values, in the order
+ * the terms were added; lambda covers the moment terms only, in the same order.
+ *
+ * Features are borrowed: each must outlive the target and must not be used from another
+ * thread while the target scores. The base model is borrowed too; the target never runs
+ * it (log a is the caller's input, so it can come from a cache or another process) and
+ * only hands it back through klc_target_base.
+ *
+ * Conditional targets P(x | c) have the same form: the target itself knows nothing of
+ * contexts except that its features see context_ids; log a must be log a(x | c), lambda
+ * is shared by all contexts, and the normalisers Z_c are the caller's (the trainer's)
+ * business. klc_target_fit pools the samples it is given into one distribution.
+ *
+ * Every change that may change P (adding a term, setting lambda, a successful fit,
+ * setting beta) increments klc_target_version, so that a running estimate of Z can tell
+ * that it must start again. */
+typedef struct klc_target klc_target;
+
+#define KLC_TARGET_OPTIONS_VERSION 1
+typedef struct klc_target_options {
+    uint32_t version;
+    const klc_allocator *allocator; /* NULL: malloc/free */
+} klc_target_options;
+
+KLC_API int klc_target_options_init(klc_target_options *opts, uint32_t version);
+
+/* An empty target P = a (no terms). base may be NULL for a caller that computes log a
+ * itself and needs no model (klc_target_base then returns NULL). opts may be NULL. */
+KLC_API int klc_target_create(klc_model *base, const klc_target_options *opts,
+                              klc_target **out);
+/* KL-control's implicit target: log P = log a + r / beta, with reward a feature of dim 1
+ * and beta > 0 finite. The result is an ordinary target: terms may be added to it. */
+KLC_API int klc_target_from_reward(klc_model *base, klc_feature *reward, double beta,
+                                   const klc_target_options *opts, klc_target **out);
+KLC_API void klc_target_destroy(klc_target *target);
+
+/* A pointwise constraint: each of the feature's dims must be 0 or 1 on every sequence
+ * scored (anything else fails with KLC_ERR_INVALID_ARGUMENT naming the feature, the
+ * sequence and the value), and b is their product. */
+KLC_API int klc_target_add_pointwise(klc_target *target, klc_feature *feature);
+/* A moment constraint E_p[phi] = mu_bar (mu_bar[dim], finite, copied); its lambda starts
+ * at 0. */
+KLC_API int klc_target_add_moment(klc_target *target, klc_feature *feature,
+                                  const double *mu_bar);
+
+/* The base model given at creation (borrowed; may be NULL). */
+KLC_API klc_model *klc_target_base(const klc_target *target);
+/* Incremented by every change of P; 0 for NULL, >= 1 otherwise. */
+KLC_API uint64_t klc_target_version(const klc_target *target);
+
+enum {
+    KLC_TERM_POINTWISE = 1,
+    KLC_TERM_MOMENT = 2,
+    KLC_TERM_REWARD = 3
+};
+
+/* One term of the target, for callers that lay out phi or lambda. */
+#define KLC_TERM_INFO_VERSION 1
+typedef struct klc_term_info {
+    uint32_t version;      /* set by the caller */
+    int32_t kind;          /* KLC_TERM_* */
+    const char *name;      /* the feature's name (borrowed) */
+    klc_feature *feature;  /* borrowed */
+    int32_t dim;
+    int32_t phi_offset;    /* first index of its values in phi, or -1 (pointwise) */
+    int32_t lambda_offset; /* first index of its coefficients in lambda, or -1 */
+} klc_term_info;
+
+/* The number of terms (-1 for NULL) and term `index` in the order added. */
+KLC_API int32_t klc_target_num_terms(const klc_target *target);
+KLC_API int klc_target_term_info(const klc_target *target, int32_t index, klc_term_info *out);
+/* The length of phi (moment and reward dims) and of lambda (moment dims); -1 for NULL. */
+KLC_API int32_t klc_target_phi_dim(const klc_target *target);
+KLC_API int32_t klc_target_num_lambda(const klc_target *target);
+
+/* lambda and mu_bar as arrays of klc_target_num_lambda values; n must be that number. */
+KLC_API int klc_target_get_lambda(const klc_target *target, double *lambda, size_t n);
+/* Sets lambda (finite values) and increments the version. */
+KLC_API int klc_target_set_lambda(klc_target *target, const double *lambda, size_t n);
+KLC_API int klc_target_get_mu_bar(const klc_target *target, double *mu_bar, size_t n);
+
+/* beta of a target made by klc_target_from_reward; KLC_ERR_STATE for other targets.
+ * Setting it (> 0, finite) increments the version. */
+KLC_API int klc_target_get_beta(const klc_target *target, double *beta);
+KLC_API int klc_target_set_beta(klc_target *target, double beta);
+
+/* Scores a batch with every feature of the target, then combines as klc_target_combine
+ * does. log_a [n]: log a(x_i) (NULL: 0, so that log_P_out receives log P - log a);
+ * outputs, each optional (NULL: not written): log_P_out [n], phi_out [n*phi_dim],
+ * b_out [n] (1 when every pointwise constraint holds, else 0). A failing feature fails the
+ * call (its status, with the feature named); outputs are then unspecified. */
+KLC_API int klc_target_log_prob(klc_target *target, const klc_seq_batch *seqs,
+                                const double *log_a, double *log_P_out, double *phi_out,
+                                unsigned char *b_out);
+
+/* log P from values already computed (after a change of lambda or beta, without scoring
+ * the features again): log_P_out[i] = log_a[i] + lambda . phi_i (reward dims weighted
+ * by 1/beta), or -inf when b[i] is 0 or log_a[i] is -inf. log_a and b may be NULL (0 and
+ * all 1). Never NaN: a NaN or +inf in log_a, a non-finite phi, or a sum that overflows to
+ * +inf fails with KLC_ERR_NUMERIC naming the sequence. -inf is a valid log P. */
+KLC_API int klc_target_combine(const klc_target *target, int32_t n, const double *log_a,
+                               const double *phi, const unsigned char *b, double *log_P_out);
+
+/* --- Fitting lambda ------------------------------------------------------------------- */
+
+/* klc_target_fit chooses lambda so that the target meets its moments on a sample:
+ * given n samples x_i with features phi_i (the layout of klc_target_log_prob's phi_out),
+ * pointwise indicators b_i and log importance weights log_w_i = log a(x_i) - log q(x_i)
+ * of the proposal q they were drawn from (NULL when they come from a itself), the
+ * self-normalised weights are
+ *     w_i(lambda) proportional to exp(log_w_i) * b_i * exp(lambda . phi_i + r_i / beta)
+ * (the reward part only for targets that have one), mu_hat(lambda) = sum w_i phi_i, and
+ * the fit maximises the concave dual
+ *     L(lambda) = lambda . mu_bar - log sum_i exp(log_w_i) b_i exp(lambda . phi_i + ...)
+ * whose gradient is mu_bar - mu_hat and whose Hessian is -Cov_w(phi), starting from the
+ * current lambda (from 0 if that already spreads the log-weights over more than
+ * max_spread), until ||mu_bar - mu_hat||_2 < tol. Sums are in double, log-sum-exp
+ * with the largest term taken out.
+ *
+ * Feasibility. A solution exists only if mu_bar lies inside the convex hull of the phi_i
+ * of the samples that count (b_i = 1, finite log_w_i). Before iterating, each dimension
+ * is checked: mu_bar_j must lie strictly between the smallest and the largest value the
+ * samples reach (a value on the edge needs lambda_j = -inf or +inf: use a pointwise
+ * constraint instead), or equal both when the feature is constant on the samples (its
+ * lambda_j is then left as it is). A target outside the hull that passes these checks
+ * (e.g. four mutually exclusive topics at 30% each) makes the dual unbounded: lambda
+ * runs off to infinity while the residual stalls; the fit detects it when lambda . phi
+ * spreads over more than max_spread across the samples (a weight ratio of e^max_spread)
+ * without the residual falling below tol. Both cases fail with KLC_ERR_NUMERIC, a
+ * message naming the feature (and dimension) and what the samples reach, and
+ * report->infeasible = 1. A target on the hull's boundary in several dimensions at once
+ * (e.g. four exclusive topics at exactly 25% each while some samples have none) is
+ * approached with growing lambda and reported converged once within tol: check ess and
+ * max_weight_share.
+ *
+ * On success lambda is replaced and the version incremented. On any failure (invalid
+ * input, infeasible, NaN, no convergence within max_iter) the target is unchanged;
+ * report is filled as far as the fit got either way. */
+enum {
+    KLC_FIT_NEWTON = 0,  /* damped Newton: (Cov + ridge) step, backtracking line search */
+    KLC_FIT_GRADIENT = 1 /* gradient ascent with backtracking line search */
+};
+
+#define KLC_FIT_OPTIONS_VERSION 1
+typedef struct klc_fit_options {
+    uint32_t version;
+    int32_t method;    /* KLC_FIT_*; default KLC_FIT_NEWTON */
+    double tol;        /* > 0; default 1e-4 (a Euclidean norm in the features' units) */
+    int32_t max_iter;  /* >= 1; default 0: 100 for Newton, 10000 for gradient steps */
+    /* Newton: added to the covariance's diagonal, times its largest diagonal entry
+     * (plus 1e-300), so that a flat direction cannot make the step infinite; >= 0,
+     * default 1e-9. */
+    double ridge;
+    double step;       /* gradient steps: the first step size tried; > 0, default 1 */
+    double max_spread; /* > 0; default 50 (see "Feasibility") */
+} klc_fit_options;
+
+KLC_API int klc_fit_options_init(klc_fit_options *opts, uint32_t version);
+
+#define KLC_FIT_REPORT_VERSION 1
+typedef struct klc_fit_report {
+    uint32_t version;          /* set by the caller */
+    int32_t converged;         /* 1 when ||residual|| < tol */
+    int32_t iterations;        /* steps taken */
+    int32_t infeasible;        /* 1 when the target is outside what the samples reach */
+    int32_t infeasible_index;  /* the lambda index found outside its range, or -1 */
+    int64_t n_used;            /* samples with b_i = 1 and finite log_w_i */
+    double residual_norm;      /* ||mu_bar - mu_hat||_2 at the last lambda */
+    /* The caller's buffer of klc_target_num_lambda doubles (NULL: not written):
+     * mu_bar - mu_hat at the last lambda. */
+    double *residual;
+    double ess;                /* (sum w)^2 / sum w^2 of the final weights */
+    double max_weight_share;   /* the largest w_i / sum w */
+    double spread;             /* max - min of lambda . phi_i over the samples used */
+} klc_fit_report;
+
+/* Fits lambda (see above). phi [n*phi_dim] as klc_target_log_prob writes it; b [n] (NULL:
+ * all 1); log_w [n] (NULL: all 0; -inf drops a sample; NaN and +inf are errors); opts and
+ * report may be NULL. A target without moment terms is KLC_ERR_STATE. */
+KLC_API int klc_target_fit(klc_target *target, int64_t n, const double *phi,
+                           const unsigned char *b, const double *log_w,
+                           const klc_fit_options *opts, klc_fit_report *report);
+
 #ifdef __cplusplus
 }
 #endif
