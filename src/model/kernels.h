@@ -6,14 +6,16 @@
 #include <stdint.h>
 
 /* A vectorisable exp for float, accurate to about 2 ulp over [-87, 88]; inputs outside
- * are clamped (so exp(-inf) gives about 1e-38, never NaN). */
+ * are clamped (so exp(-inf) gives about 1e-38), and NaN stays NaN. */
 static inline float klc_fast_expf(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
+    /* Clamp a copy (NaN goes to the low end, so the integer conversion below is always
+     * defined), and let NaN through at the end. */
+    float xc = x > -87.3f ? x : -87.3f;
+    xc = xc < 88.3f ? xc : 88.3f;
     /* Round x/ln2 to the nearest integer with the 1.5 * 2^23 trick (vectorises). */
     const float magic = 12582912.0f;
-    float n = (x * 1.44269504088896341f + magic) - magic;
-    float r = x - n * 0.693145751953125f;  /* ln2 high part, exact product */
+    float n = (xc * 1.44269504088896341f + magic) - magic;
+    float r = xc - n * 0.693145751953125f; /* ln2 high part, exact product */
     r = r - n * 1.428606765330187045e-06f; /* ln2 low part */
     /* Taylor series to degree 7: |r| <= 0.347, remainder < 6e-9 relative. */
     float p = 1.0f / 5040.0f;
@@ -29,7 +31,8 @@ static inline float klc_fast_expf(float x) {
         float f;
     } scale;
     scale.i = ((int32_t)n + 127) << 23;
-    return p * scale.f;
+    float y = p * scale.f;
+    return x == x ? y : x;
 }
 
 /* Below this much work (elements or multiply-adds) a loop runs on one thread: waking a
