@@ -206,7 +206,7 @@ int klc_model_decode(klc_model *m, klc_kv_cache *c, int32_t n, const int32_t *ro
         klc_add_inplace(c->x, c->tmp, (int64_t)n * C);
         klc_layernorm_forward(c->ln, NULL, NULL, c->x, w->ln_2_w, w->ln_2_b, n, C, eps);
         project(c->fch, c->ln, w->c_fc_w, w->c_fc_b, n, C, 4 * C);
-        klc_gelu_forward(c->fch, c->fch, (int64_t)n * 4 * C);
+        klc_gelu_forward_inplace(c->fch, (int64_t)n * 4 * C);
         project(c->tmp, c->fch, w->mlp_c_proj_w, w->mlp_c_proj_b, n, 4 * C, C);
         klc_add_inplace(c->x, c->tmp, (int64_t)n * C);
     }

@@ -157,7 +157,11 @@ static void block_forward(klc_model *m, int l, klc_activations *a, klc_layer_act
 
     klc_layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, mid, w->ln_2_w, w->ln_2_b, R, C, eps);
     klc_matmul_forward(L->fch, L->ln2, w->c_fc_w, w->c_fc_b, R, C, 4 * C);
-    klc_gelu_forward(L->fch_gelu, L->fch, R * 4 * C);
+    /* In inference the two buffers are one, unless a training workspace is being reused. */
+    if (L->fch_gelu != L->fch)
+        klc_gelu_forward(L->fch_gelu, L->fch, R * 4 * C);
+    else
+        klc_gelu_forward_inplace(L->fch, R * 4 * C);
     /* res3 = mid + dropout(gelu W + b) */
     klc_matmul_forward(L->res3, L->fch_gelu, w->mlp_c_proj_w, w->mlp_c_proj_b, R, 4 * C, C);
     if (d->on && d->resid > 0.0f) {
@@ -284,7 +288,7 @@ static void run_backward(klc_model *m, const klc_seqs *s, const float *d_hidden)
         }
         klc_matmul_backward(a->dfch, 0, g->mlp_c_proj_w, g->mlp_c_proj_b, dout, L->fch_gelu,
                             w->mlp_c_proj_w, R, 4 * C, C);
-        klc_gelu_backward(a->dfch, L->fch, a->dfch, R * 4 * C);
+        klc_gelu_backward(a->dfch, L->fch, R * 4 * C);
         klc_matmul_backward(a->dtmp, 0, g->c_fc_w, g->c_fc_b, a->dfch, L->ln2, w->c_fc_w, R, C,
                             4 * C);
         klc_layernorm_backward(a->dres, g->ln_2_w, g->ln_2_b, a->dtmp, L->res2, w->ln_2_w,

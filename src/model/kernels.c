@@ -78,24 +78,29 @@ static inline float fast_tanhf(float u) {
     return 1.0f - 2.0f / (klc_fast_expf(2.0f * u) + 1.0f);
 }
 
-KLC_HOT void klc_gelu_forward(float *out, const float *inp, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > KLC_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float u = GELU_K * (x + GELU_A * x * x * x);
-        out[i] = 0.5f * x * (1.0f + fast_tanhf(u));
-    }
+static inline float gelu(float x) {
+    float u = GELU_K * (x + GELU_A * x * x * x);
+    return 0.5f * x * (1.0f + fast_tanhf(u));
 }
 
-KLC_HOT void klc_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n) {
+KLC_HOT void klc_gelu_forward(float *restrict out, const float *restrict inp, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > KLC_PAR_MIN_WORK)
+    for (int64_t i = 0; i < n; i++) out[i] = gelu(inp[i]);
+}
+
+KLC_HOT void klc_gelu_forward_inplace(float *x, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > KLC_PAR_MIN_WORK)
+    for (int64_t i = 0; i < n; i++) x[i] = gelu(x[i]);
+}
+
+KLC_HOT void klc_gelu_backward(float *restrict d, const float *restrict inp, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > KLC_PAR_MIN_WORK)
     for (int64_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_K * (x + GELU_A * x * x * x);
         float t = fast_tanhf(u);
         float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
-        float grad = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
-        dinp[i] = grad * dout[i];
+        d[i] *= 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
     }
 }
 

@@ -48,10 +48,14 @@ void klc_layernorm_backward(float *dinp, float *dweight, float *dbias, const flo
                             const float *inp, const float *weight, const float *mean,
                             const float *rstd, int64_t R, int C, float *scratch);
 
-/* out[R,N] = gelu_tanh(inp) (in place allowed). */
-void klc_gelu_forward(float *out, const float *inp, int64_t n);
-/* dinp = dout * gelu'(inp) (dinp may alias dout). */
-void klc_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n);
+/* out[n] = gelu_tanh(inp), out and inp distinct. (Element-wise kernels come in distinct
+ * and in-place forms because GCC versions loops on a run-time overlap check and runs the
+ * scalar version when the pointers are equal.) */
+void klc_gelu_forward(float *restrict out, const float *restrict inp, int64_t n);
+/* x[n] = gelu_tanh(x). */
+void klc_gelu_forward_inplace(float *x, int64_t n);
+/* d[n] *= gelu'(inp): the gradient through the GELU, in place on the incoming gradient. */
+void klc_gelu_backward(float *restrict d, const float *restrict inp, int64_t n);
 
 /* Each row of out[R,N] = bias[N] (the products then accumulate onto it). */
 void klc_fill_rows(float *out, const float *bias, int64_t R, int N);
