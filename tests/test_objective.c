@@ -137,23 +137,37 @@ static double exact_loss(const world *w, const ocase *c, const double *lp) {
         const double pi = exp(lp[i]), q = exp(w->logq[i]);
         const double p = exp(logP[i] - lz), t = pi / p;
         switch (c->kind) {
-        case KLC_OBJECTIVE_REINFORCE: L -= pi * w->reward[i]; break;
+        case KLC_OBJECTIVE_REINFORCE:
+            L -= pi * w->reward[i];
+            break;
         case KLC_OBJECTIVE_KL_CONTROL:
         case KLC_OBJECTIVE_KL_CONTROL_TOKEN:
             L -= pi * (w->reward[i] - c->beta * (lp[i] - w->loga[i]));
             break;
         case KLC_OBJECTIVE_DPG:
-        case KLC_OBJECTIVE_GDCPP: L -= p * lp[i]; break;
-        case KLC_OBJECTIVE_MLE: L -= q * lp[i] * (c->token_mean ? NX / 115.0 : 1.0); break;
+        case KLC_OBJECTIVE_GDCPP:
+            L -= p * lp[i];
+            break;
+        case KLC_OBJECTIVE_MLE:
+            L -= q * lp[i] * (c->token_mean ? NX / 115.0 : 1.0);
+            break;
         case KLC_OBJECTIVE_FDPG:
             switch (c->divergence) {
-            case KLC_DIVERGENCE_FORWARD_KL: L += p > 0 ? p * (log(p) - lp[i]) : 0; break;
-            case KLC_DIVERGENCE_REVERSE_KL: L += pi * (lp[i] - log(p)); break;
+            case KLC_DIVERGENCE_FORWARD_KL:
+                L += p > 0 ? p * (log(p) - lp[i]) : 0;
+                break;
+            case KLC_DIVERGENCE_REVERSE_KL:
+                L += pi * (lp[i] - log(p));
+                break;
             case KLC_DIVERGENCE_JS:
                 L += 0.5 * (pi * log(2 * pi / (pi + p)) + (p > 0 ? p * log(2 * p / (pi + p)) : 0));
                 break;
-            case KLC_DIVERGENCE_TV: L += 0.5 * fabs(pi - p); break;
-            default: L += (pi - p) * (pi - p) / pi; break;
+            case KLC_DIVERGENCE_TV:
+                L += 0.5 * fabs(pi - p);
+                break;
+            default:
+                L += (pi - p) * (pi - p) / pi;
+                break;
             }
             (void)t;
             break;
@@ -276,7 +290,8 @@ static void check_directional(world *w, const ocase *c, const float *g, const fl
     double lp[NX], L[2];
     for (int s = 0; s < 2; s++) {
         for (size_t k = 0; k < n; k++) p[k] = (float)(saved[k] + (s ? -h : h) * d[k]);
-        if (s == 0) memcpy(delta, p, sizeof(float) * n);
+        if (s == 0)
+            memcpy(delta, p, sizeof(float) * n);
         else
             for (size_t k = 0; k < n; k++) delta[k] -= p[k];
         score(w->pi, &w->seqs, lp, NULL);
@@ -294,13 +309,12 @@ static void check_directional(world *w, const ocase *c, const float *g, const fl
 
 static const ocase CASES[] = {
     {"reinforce", KLC_OBJECTIVE_REINFORCE, KLC_BASELINE_NONE, 0, 0, 0, 0, 0, 1, 0},
-    {"reinforce, moving average", KLC_OBJECTIVE_REINFORCE, KLC_BASELINE_MOVING_AVERAGE, 0, 0, 0,
-     0, 0, 1, 1},
+    {"reinforce, moving average", KLC_OBJECTIVE_REINFORCE, KLC_BASELINE_MOVING_AVERAGE, 0, 0, 0, 0,
+     0, 1, 1},
     {"kl_control", KLC_OBJECTIVE_KL_CONTROL, KLC_BASELINE_NONE, 0, 0, 0.3, 0, 0, 1, 0},
-    {"kl_control, moving average", KLC_OBJECTIVE_KL_CONTROL, KLC_BASELINE_MOVING_AVERAGE, 0, 0,
-     0.3, 0, 0, 1, 1},
-    {"kl_control_token", KLC_OBJECTIVE_KL_CONTROL_TOKEN, KLC_BASELINE_NONE, 0, 0, 0.3, 1, 0, 1,
-     0},
+    {"kl_control, moving average", KLC_OBJECTIVE_KL_CONTROL, KLC_BASELINE_MOVING_AVERAGE, 0, 0, 0.3,
+     0, 0, 1, 1},
+    {"kl_control_token", KLC_OBJECTIVE_KL_CONTROL_TOKEN, KLC_BASELINE_NONE, 0, 0, 0.3, 1, 0, 1, 0},
     {"kl_control_token, moving average", KLC_OBJECTIVE_KL_CONTROL_TOKEN,
      KLC_BASELINE_MOVING_AVERAGE, 0, 0, 0.3, 1, 0, 1, 1},
     {"dpg, pointwise", KLC_OBJECTIVE_DPG, 0, 0, 0, 0, 0, 1, 0, 0},
@@ -312,12 +326,12 @@ static const ocase CASES[] = {
     {"fdpg reverse kl", KLC_OBJECTIVE_FDPG, KLC_BASELINE_NONE, KLC_DIVERGENCE_REVERSE_KL, 0, 0, 0,
      2, 0, 0},
     {"fdpg js", KLC_OBJECTIVE_FDPG, KLC_BASELINE_NONE, KLC_DIVERGENCE_JS, 0, 0, 0, 1, 0, 0},
-    {"fdpg js, moving average", KLC_OBJECTIVE_FDPG, KLC_BASELINE_MOVING_AVERAGE,
-     KLC_DIVERGENCE_JS, 0, 0, 0, 1, 0, 1},
+    {"fdpg js, moving average", KLC_OBJECTIVE_FDPG, KLC_BASELINE_MOVING_AVERAGE, KLC_DIVERGENCE_JS,
+     0, 0, 0, 1, 0, 1},
     {"fdpg tv", KLC_OBJECTIVE_FDPG, KLC_BASELINE_NONE, KLC_DIVERGENCE_TV, 0, 0, 0, 1, 0, 0},
     {"fdpg chi2", KLC_OBJECTIVE_FDPG, KLC_BASELINE_NONE, KLC_DIVERGENCE_CHI2, 0, 0, 0, 1, 0, 0},
-    {"fdpg chi2, distributional", KLC_OBJECTIVE_FDPG, KLC_BASELINE_NONE, KLC_DIVERGENCE_CHI2, 0,
-     0, 0, 2, 0, 0},
+    {"fdpg chi2, distributional", KLC_OBJECTIVE_FDPG, KLC_BASELINE_NONE, KLC_DIVERGENCE_CHI2, 0, 0,
+     0, 2, 0, 0},
     {"mle", KLC_OBJECTIVE_MLE, 0, 0, 0, 0, 0, 0, 0, 0},
     {"mle, token mean", KLC_OBJECTIVE_MLE, 0, 0, 1, 0, 0, 0, 0, 0},
 };
@@ -377,14 +391,14 @@ static void draw(const double *logp, int n, uint64_t seed, uint64_t batch_id, in
 }
 
 static const ocase MC_CASES[] = {
-    {"reinforce, leave-one-out", KLC_OBJECTIVE_REINFORCE, KLC_BASELINE_LEAVE_ONE_OUT, 0, 0, 0, 0,
+    {"reinforce, leave-one-out", KLC_OBJECTIVE_REINFORCE, KLC_BASELINE_LEAVE_ONE_OUT, 0, 0, 0, 0, 0,
+     1, 0},
+    {"reinforce, moving average", KLC_OBJECTIVE_REINFORCE, KLC_BASELINE_MOVING_AVERAGE, 0, 0, 0, 0,
      0, 1, 0},
-    {"reinforce, moving average", KLC_OBJECTIVE_REINFORCE, KLC_BASELINE_MOVING_AVERAGE, 0, 0, 0,
-     0, 0, 1, 0},
     {"kl_control, leave-one-out", KLC_OBJECTIVE_KL_CONTROL, KLC_BASELINE_LEAVE_ONE_OUT, 0, 0, 0.3,
      0, 0, 1, 0},
-    {"kl_control_token, leave-one-out", KLC_OBJECTIVE_KL_CONTROL_TOKEN,
-     KLC_BASELINE_LEAVE_ONE_OUT, 0, 0, 0.3, 1, 0, 1, 0},
+    {"kl_control_token, leave-one-out", KLC_OBJECTIVE_KL_CONTROL_TOKEN, KLC_BASELINE_LEAVE_ONE_OUT,
+     0, 0, 0.3, 1, 0, 1, 0},
     {"dpg, pointwise", KLC_OBJECTIVE_DPG, 0, 0, 0, 0, 0, 1, 0, 0},
     {"gdcpp, pointwise", KLC_OBJECTIVE_GDCPP, 0, 0, 0, 0, 0, 1, 0, 0},
     {"fdpg js, leave-one-out", KLC_OBJECTIVE_FDPG, KLC_BASELINE_LEAVE_ONE_OUT, KLC_DIVERGENCE_JS, 0,
@@ -434,12 +448,13 @@ START_TEST(monte_carlo_mean_matches_the_exact_gradient) {
     for (int d = 0; d < D; d++) {
         const double mean = sum[d] / B, var = (sum2[d] - B * mean * mean) / (B - 1);
         const double se = sqrt(var / B), want = dot(exact, dirs + d * np, np);
-        ck_assert_msg(fabs(mean - want) <= 4 * se, "%s, direction %d: mean %.6e, exact %.6e, 4 se %.3e",
-                      c->label, d, mean, want, 4 * se);
+        ck_assert_msg(fabs(mean - want) <= 4 * se,
+                      "%s, direction %d: mean %.6e, exact %.6e, 4 se %.3e", c->label, d, mean, want,
+                      4 * se);
         if (d == 0 && getenv("SHOWSE")) fprintf(stderr, "%s rel se %.4f\n", c->label, se / want);
         if (d == 0)
-            ck_assert_msg(4 * se < 0.5 * want, "%s: 4 se = %.3e is too wide against %.3e",
-                          c->label, 4 * se, want);
+            ck_assert_msg(4 * se < 0.5 * want, "%s: 4 se = %.3e is too wide against %.3e", c->label,
+                          4 * se, want);
     }
     free(exact);
     free(g);
@@ -522,11 +537,11 @@ START_TEST(estimators_compute_their_formulas) {
     ck_assert_double_eq_tol(x, log(32.0 / 4), 1e-13);
     const double lz = log(8.0);
     ck_klc(klc_estimate_proposal_criterion(4, logP, logq, logm, lz, &x));
-    ck_assert_double_eq_tol(x, (4 * log(0.5 / 0.4) + 4 * log(0.125 / 0.2) + 24 * log(0.125 / 0.3)) /
-                                   (4 * 8), 1e-13);
+    ck_assert_double_eq_tol(
+        x, (4 * log(0.5 / 0.4) + 4 * log(0.125 / 0.2) + 24 * log(0.125 / 0.3)) / (4 * 8), 1e-13);
     ck_klc(klc_estimate_kl_target(4, logP, logq, logm, lz, &x));
-    ck_assert_double_eq_tol(x, -lz + (4 * log(2 / 0.4) + 4 * log(0.5 / 0.2) + 24 * log(3 / 0.3)) / (4 * 8),
-                            1e-13);
+    ck_assert_double_eq_tol(
+        x, -lz + (4 * log(2 / 0.4) + 4 * log(0.5 / 0.2) + 24 * log(3 / 0.3)) / (4 * 8), 1e-13);
     ck_klc(klc_estimate_tv_target(4, logP, logq, logm, lz, &x));
     ck_assert_double_eq_tol(
         x, 0.5 * (fabs(0.8 - 0.5) + fabs(0.4 - 0) + fabs(1.6 - 0.5) + fabs(2.4 - 3)) / 4, 1e-13);
@@ -550,7 +565,8 @@ START_TEST(estimators_compute_their_formulas) {
     ck_assert_int_eq(klc_estimate_log_z(2, zero, nan_q, &x), KLC_ERR_INVALID_ARGUMENT);
     ck_assert_msg(strstr(klc_last_error(), "logq[1]") != NULL, "%s", klc_last_error());
     ck_assert_int_eq(klc_estimate_log_z(0, zero, zero, &x), KLC_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(klc_estimate_kl_target(2, zero, zero, zero, NAN, &x), KLC_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(klc_estimate_kl_target(2, zero, zero, zero, NAN, &x),
+                     KLC_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -611,20 +627,24 @@ START_TEST(estimates_match_exact_values_within_their_errors) {
     static double P[n], q[n], pi[n], a[n], f[n];
     draw(w.logq, n, 5, 0, idx);
     for (int j = 0; j < n; j++) {
-        P[j] = w.logP_pw[idx[j]], q[j] = w.logq[idx[j]], pi[j] = w.logpi[idx[j]], a[j] = w.loga[idx[j]];
+        P[j] = w.logP_pw[idx[j]], q[j] = w.logq[idx[j]], pi[j] = w.logpi[idx[j]],
+        a[j] = w.loga[idx[j]];
     }
     double x, m, se;
     /* The proposal criterion estimates KL(p||pi) - KL(p||q), sign included. */
     ck_klc(klc_estimate_proposal_criterion(n, P, q, pi, lz, &x));
-    for (int j = 0; j < n; j++) f[j] = P[j] == -INFINITY ? 0 : exp(P[j] - q[j] - lz) * (q[j] - pi[j]);
+    for (int j = 0; j < n; j++)
+        f[j] = P[j] == -INFINITY ? 0 : exp(P[j] - q[j] - lz) * (q[j] - pi[j]);
     mean_se(f, n, &m, &se);
     ck_assert_double_eq_tol(x, m, 1e-12);
     const double gap = kl_p_pi - kl_p_q;
-    ck_assert_msg(fabs(x - gap) <= 4 * se, "criterion %.5f vs exact %.5f (4 se %.4f)", x, gap, 4 * se);
+    ck_assert_msg(fabs(x - gap) <= 4 * se, "criterion %.5f vs exact %.5f (4 se %.4f)", x, gap,
+                  4 * se);
     ck_assert_msg(fabs(gap) > 4 * se && (x < 0) == (gap < 0), "sign: %.5f vs %.5f", x, gap);
     /* KL(p||pi) and TV(p, pi) from q-samples. */
     ck_klc(klc_estimate_kl_target(n, P, q, pi, lz, &x));
-    for (int j = 0; j < n; j++) f[j] = P[j] == -INFINITY ? 0 : exp(P[j] - q[j] - lz) * (P[j] - pi[j]);
+    for (int j = 0; j < n; j++)
+        f[j] = P[j] == -INFINITY ? 0 : exp(P[j] - q[j] - lz) * (P[j] - pi[j]);
     mean_se(f, n, &m, &se);
     ck_assert_msg(fabs(x - kl_p_pi) <= 4 * se, "KL(p||pi) %.5f vs exact %.5f", x, kl_p_pi);
     ck_klc(klc_estimate_tv_target(n, P, q, pi, lz, &x));
@@ -639,7 +659,8 @@ START_TEST(estimates_match_exact_values_within_their_errors) {
     ck_assert_msg(fabs(x - kl_pi_a) <= 4 * se, "KL(pi||a) %.5f vs exact %.5f", x, kl_pi_a);
     /* The effective sample size approaches n / E_q[(p/q)^2]. */
     ck_klc(klc_estimate_ess(n, P, q, &x, NULL));
-    ck_assert_msg(fabs(x / n - 1 / second) < 0.05 / second, "ESS/n %.4f vs %.4f", x / n, 1 / second);
+    ck_assert_msg(fabs(x / n - 1 / second) < 0.05 / second, "ESS/n %.4f vs %.4f", x / n,
+                  1 / second);
 
     /* The running Z over B checks of nb samples against the exact Z, in linear space; the
      * linear mean is unbiased where the mean of the log Z_k is biased low. */
@@ -684,13 +705,22 @@ START_TEST(micro_batches_give_the_gradient_of_one_batch) {
     for (int s = 0; s < 3; s++) {
         core_grad(&w, obj, &b, NULL, sizes[s], g);
         double err = 0, ref = 0;
-        for (size_t k = 0; k < np; k++) err += (double)(g[k] - g1[k]) * (g[k] - g1[k]), ref += (double)g1[k] * g1[k];
+        for (size_t k = 0; k < np; k++)
+            err += (double)(g[k] - g1[k]) * (g[k] - g1[k]), ref += (double)g1[k] * g1[k];
         ck_assert_msg(sqrt(err) <= 1e-5 * sqrt(ref), "micro-batch %d: %.3e of %.3e", sizes[s],
                       sqrt(err), sqrt(ref));
     }
     /* Token-level objectives and masses too; logpi_out is the training forward's. */
-    ocase t = {"kl_control_token", KLC_OBJECTIVE_KL_CONTROL_TOKEN, KLC_BASELINE_LEAVE_ONE_OUT, 0, 0,
-               0.3, 0.9, 0, 1, 0};
+    ocase t = {"kl_control_token",
+               KLC_OBJECTIVE_KL_CONTROL_TOKEN,
+               KLC_BASELINE_LEAVE_ONE_OUT,
+               0,
+               0,
+               0.3,
+               0.9,
+               0,
+               1,
+               0};
     klc_objective *tok = make_objective(&t);
     batch_make(&b, &w, &t, NULL, NX);
     double mass[NX], logpi_out[NX];
@@ -705,7 +735,8 @@ START_TEST(micro_batches_give_the_gradient_of_one_batch) {
     ck_klc(klc_objective_accumulate(tok, w.pi, &b.view, &b.seqs, &o));
     memcpy(g, klc_model_grads(w.pi, NULL), sizeof(float) * np);
     double err = 0, ref = 0;
-    for (size_t k = 0; k < np; k++) err += (double)(g[k] - g1[k]) * (g[k] - g1[k]), ref += (double)g1[k] * g1[k];
+    for (size_t k = 0; k < np; k++)
+        err += (double)(g[k] - g1[k]) * (g[k] - g1[k]), ref += (double)g1[k] * g1[k];
     ck_assert_msg(sqrt(err) <= 1e-5 * sqrt(ref), "token-level micro-batches: %.3e of %.3e",
                   sqrt(err), sqrt(ref));
     for (int i = 0; i < NX; i++) ck_assert_double_eq_tol(logpi_out[i], w.logpi[i], 1e-5);
@@ -890,11 +921,13 @@ START_TEST(bad_steps_are_refused_and_leave_the_objective_usable) {
     double wt[NX];
     static batch b;
     /* Reverse KL on a pointwise target: refused, naming the reason. */
-    ocase c = {"", KLC_OBJECTIVE_FDPG, KLC_BASELINE_NONE, KLC_DIVERGENCE_REVERSE_KL, 0, 0, 0, 1, 0, 0};
+    ocase c = {"", KLC_OBJECTIVE_FDPG, KLC_BASELINE_NONE, KLC_DIVERGENCE_REVERSE_KL, 0, 0, 0, 1, 0,
+               0};
     klc_objective *rkl = make_objective(&c);
     batch_make(&b, &w, &c, NULL, NX);
     ck_klc(klc_model_zero_grads(w.pi));
-    ck_assert_int_eq(klc_objective_accumulate(rkl, w.pi, &b.view, &b.seqs, NULL), KLC_ERR_UNSUPPORTED);
+    ck_assert_int_eq(klc_objective_accumulate(rkl, w.pi, &b.view, &b.seqs, NULL),
+                     KLC_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(klc_last_error(), "log P = -inf") != NULL, "%s", klc_last_error());
     const float *g = klc_model_grads(w.pi, NULL);
     for (size_t k = 0; k < np; k++) ck_assert(g[k] == 0.0f); /* nothing accumulated */
@@ -989,8 +1022,13 @@ START_TEST(user_objectives_are_objectives) {
     world w;
     world_make(&w);
     user_state u = {0, 0, 0};
-    klc_objective_ops ops = {KLC_OBJECTIVE_OPS_VERSION, "my_reward", KLC_NEED_REWARD,
-                             user_weights, NULL, NULL, user_release};
+    klc_objective_ops ops = {KLC_OBJECTIVE_OPS_VERSION,
+                             "my_reward",
+                             KLC_NEED_REWARD,
+                             user_weights,
+                             NULL,
+                             NULL,
+                             user_release};
     klc_objective *obj;
     ck_klc(klc_objective_create(&ops, &u, NULL, &obj));
     ops.name = "changed"; /* the struct and the name were copied */
@@ -1008,8 +1046,8 @@ START_TEST(user_objectives_are_objectives) {
     klc_objective *rf = make_objective(&c);
     core_grad(&w, rf, &b, NULL, 0, g2);
     for (size_t k = 0; k < np; k++)
-        ck_assert_msg(fabsf(g1[k] - g2[k]) <= 1e-5f * (1 + fabsf(g2[k])), "%zu: %g vs %g", k,
-                      g1[k], g2[k]);
+        ck_assert_msg(fabsf(g1[k] - g2[k]) <= 1e-5f * (1 + fabsf(g2[k])), "%zu: %g vs %g", k, g1[k],
+                      g2[k]);
     /* A failing callback: KLC_ERR_CALLBACK, nothing accumulated, still usable. */
     u.fail = 3;
     ck_klc(klc_model_zero_grads(w.pi));
@@ -1023,7 +1061,8 @@ START_TEST(user_objectives_are_objectives) {
     ck_klc(klc_objective_after_step(obj, &b.view, NULL)); /* no after_step: nothing to do */
     /* Non-finite weights are numeric errors. */
     b.reward[2] = INFINITY;
-    ck_assert_int_eq(klc_objective_weights(obj, &b.view, (double[NX]){0}), KLC_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(klc_objective_weights(obj, &b.view, (double[NX]){0}),
+                     KLC_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(u.released, 0);
     klc_objective_destroy(obj);
     ck_assert_int_eq(u.released, 1);

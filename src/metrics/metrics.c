@@ -83,8 +83,8 @@ int klc_metrics_entry(const klc_metrics *m, int32_t i, const char **name, double
     if (!m) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_metrics_entry: NULL metrics");
     if (i < 0 || i >= m->count)
         return klc_fail(KLC_ERR_INVALID_ARGUMENT,
-                        "klc_metrics_entry: index %d is out of range (the table has %d entries)",
-                        i, m->count);
+                        "klc_metrics_entry: index %d is out of range (the table has %d entries)", i,
+                        m->count);
     if (name) *name = m->entries[i].name;
     if (value) *value = m->entries[i].value;
     return KLC_OK;

@@ -44,8 +44,10 @@ int klc_objective_accumulate(klc_objective *obj, klc_model *model, const klc_ste
                              const klc_seqs *seqs, const klc_accumulate_options *opts) {
     KLC_TRY(check_args(obj, model, step, seqs, opts));
     klc_accumulate_options o;
-    if (opts) o = *opts;
-    else klc_accumulate_options_init(&o, KLC_ACCUMULATE_OPTIONS_VERSION);
+    if (opts)
+        o = *opts;
+    else
+        klc_accumulate_options_init(&o, KLC_ACCUMULATE_OPTIONS_VERSION);
 
     klc_step_view in = *step;
     in.tokens = seqs->tokens;

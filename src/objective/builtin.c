@@ -44,8 +44,7 @@ static int check_options(const klc_objective_options *o) {
                         "klc_objective_options_init)",
                         o->version);
     if (o->kind < KLC_OBJECTIVE_REINFORCE || o->kind > KLC_OBJECTIVE_MLE)
-        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "objective option kind = %d is unknown",
-                        o->kind);
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "objective option kind = %d is unknown", o->kind);
     if (o->baseline < KLC_BASELINE_DEFAULT || o->baseline > KLC_BASELINE_LEAVE_ONE_OUT)
         return bad("baseline", "is unknown");
     if (!takes_baseline(o->kind) && o->baseline > KLC_BASELINE_NONE)
@@ -54,7 +53,8 @@ static int check_options(const klc_objective_options *o) {
     if (o->baseline_window < 1 || o->baseline_window > 1000000)
         return bad("baseline_window", "must be in [1, 1000000]");
     if (!(o->beta > 0) || !isfinite(o->beta)) return bad("beta", "must be finite and > 0");
-    if (o->adaptive_beta != 0 && o->adaptive_beta != 1) return bad("adaptive_beta", "must be 0 or 1");
+    if (o->adaptive_beta != 0 && o->adaptive_beta != 1)
+        return bad("adaptive_beta", "must be 0 or 1");
     if (!(o->kl_target > 0) || !isfinite(o->kl_target))
         return bad("kl_target", "must be finite and > 0");
     if (!(o->kl_horizon > 0) || !isfinite(o->kl_horizon))
@@ -104,13 +104,25 @@ int klc_objective_builtin(const klc_objective_options *opts, klc_objective **out
 
     klc_objective_ops ops;
     switch (opts->kind) {
-    case KLC_OBJECTIVE_REINFORCE: klc_reinforce_ops(&s->o, &ops); break;
-    case KLC_OBJECTIVE_KL_CONTROL: klc_kl_control_ops(&s->o, &ops); break;
-    case KLC_OBJECTIVE_KL_CONTROL_TOKEN: klc_kl_token_ops(&s->o, &ops); break;
+    case KLC_OBJECTIVE_REINFORCE:
+        klc_reinforce_ops(&s->o, &ops);
+        break;
+    case KLC_OBJECTIVE_KL_CONTROL:
+        klc_kl_control_ops(&s->o, &ops);
+        break;
+    case KLC_OBJECTIVE_KL_CONTROL_TOKEN:
+        klc_kl_token_ops(&s->o, &ops);
+        break;
     case KLC_OBJECTIVE_DPG:
-    case KLC_OBJECTIVE_GDCPP: klc_dpg_ops(&s->o, &ops); break;
-    case KLC_OBJECTIVE_FDPG: klc_fdpg_ops(&s->o, &ops); break;
-    default: klc_mle_ops(&s->o, &ops); break;
+    case KLC_OBJECTIVE_GDCPP:
+        klc_dpg_ops(&s->o, &ops);
+        break;
+    case KLC_OBJECTIVE_FDPG:
+        klc_fdpg_ops(&s->o, &ops);
+        break;
+    default:
+        klc_mle_ops(&s->o, &ops);
+        break;
     }
     ops.version = KLC_OBJECTIVE_OPS_VERSION;
     ops.release = builtin_release;

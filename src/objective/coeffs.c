@@ -9,16 +9,16 @@
 static int numeric_error(const klc_objective *obj, const char *fn, int32_t i, int32_t t,
                          double value) {
     if (t < 0)
-        return klc_fail(KLC_ERR_NUMERIC, "%s: objective '%s': the weight of sequence %d is %g",
-                        fn, obj->name, i, value);
+        return klc_fail(KLC_ERR_NUMERIC, "%s: objective '%s': the weight of sequence %d is %g", fn,
+                        obj->name, i, value);
     return klc_fail(KLC_ERR_NUMERIC,
                     "%s: objective '%s': the coefficient of sequence %d at position %d is %g "
                     "(after its mass)",
                     fn, obj->name, i, t, value);
 }
 
-static int from_weights(klc_objective *obj, const klc_step_view *v, const double *mass,
-                        float *on, float *sm, double *w_out, const char *fn) {
+static int from_weights(klc_objective *obj, const klc_step_view *v, const double *mass, float *on,
+                        float *sm, double *w_out, const char *fn) {
     const int32_t n = v->n_seq;
     double *w = w_out;
     if (!w) {
@@ -69,8 +69,8 @@ static int from_token_coeffs(klc_objective *obj, const klc_step_view *v, const d
     return KLC_OK;
 }
 
-int klc_objective_coeffs(klc_objective *obj, const klc_step_view *v, const double *mass,
-                         float *on, float *sm, double *w_out, const char *fn) {
+int klc_objective_coeffs(klc_objective *obj, const klc_step_view *v, const double *mass, float *on,
+                         float *sm, double *w_out, const char *fn) {
     if (mass)
         for (int32_t i = 0; i < v->n_seq; i++)
             if (!isfinite(mass[i]) || mass[i] < 0)

@@ -11,13 +11,12 @@ static int check_n(const char *fn, int32_t n) {
 }
 
 /* x must be finite (allow_neg_inf: or -inf). */
-static int check(const char *fn, const char *name, const double *x, int32_t n,
-                 int allow_neg_inf) {
+static int check(const char *fn, const char *name, const double *x, int32_t n, int allow_neg_inf) {
     if (!x) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, name);
     for (int32_t i = 0; i < n; i++)
         if (!isfinite(x[i]) && !(allow_neg_inf && x[i] == -INFINITY))
-            return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: %s[%d] = %g must be finite%s", fn,
-                            name, i, x[i], allow_neg_inf ? " or -inf" : "");
+            return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: %s[%d] = %g must be finite%s", fn, name,
+                            i, x[i], allow_neg_inf ? " or -inf" : "");
     return KLC_OK;
 }
 

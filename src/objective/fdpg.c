@@ -8,22 +8,29 @@
 
 static const char *divergence_name(int32_t d) {
     switch (d) {
-    case KLC_DIVERGENCE_FORWARD_KL: return "fdpg_forward_kl";
-    case KLC_DIVERGENCE_REVERSE_KL: return "fdpg_reverse_kl";
-    case KLC_DIVERGENCE_JS: return "fdpg_js";
-    case KLC_DIVERGENCE_TV: return "fdpg_tv";
-    default: return "fdpg_chi2";
+    case KLC_DIVERGENCE_FORWARD_KL:
+        return "fdpg_forward_kl";
+    case KLC_DIVERGENCE_REVERSE_KL:
+        return "fdpg_reverse_kl";
+    case KLC_DIVERGENCE_JS:
+        return "fdpg_js";
+    case KLC_DIVERGENCE_TV:
+        return "fdpg_tv";
+    default:
+        return "fdpg_chi2";
     }
 }
 
 /* -f'(t) from log t, for the divergences whose -f' is bounded where pi/q is not. */
 static double neg_fprime(int32_t d, double lt) {
     switch (d) {
-    case KLC_DIVERGENCE_REVERSE_KL: return -lt - 1.0;
+    case KLC_DIVERGENCE_REVERSE_KL:
+        return -lt - 1.0;
     case KLC_DIVERGENCE_JS:
         /* log(2t/(1+t)) = log 2 - log(1 + 1/t) */
         return -0.5 * (M_LN2 - klc_softplus(-lt));
-    default: return lt > 0 ? -0.5 : lt < 0 ? 0.5 : 0.0; /* TV */
+    default:
+        return lt > 0 ? -0.5 : lt < 0 ? 0.5 : 0.0; /* TV */
     }
 }
 

@@ -9,8 +9,8 @@
 
 /* Reward-to-go [n_seq*max_len] at the generated positions; per-position sums and counts
  * [max_len] of the batch; *kl the batch mean of sum_t (log pi_t - log a_t). */
-static void reward_to_go(const klc_builtin *s, const klc_step_view *v, double *rtg,
-                         double *pos_sum, double *pos_count, double *kl) {
+static void reward_to_go(const klc_builtin *s, const klc_step_view *v, double *rtg, double *pos_sum,
+                         double *pos_count, double *kl) {
     const int32_t T = v->max_len;
     memset(pos_sum, 0, (size_t)T * sizeof *pos_sum);
     memset(pos_count, 0, (size_t)T * sizeof *pos_count);
@@ -44,7 +44,8 @@ static int kl_token_coeffs(void *self, const klc_step_view *v, float *on, float 
             const size_t k = (size_t)i * T + t;
             const int32_t j = t - first;
             double b = 0;
-            if (s->o.baseline == KLC_BASELINE_MOVING_AVERAGE) b = klc_baseline_mean(&s->base, j);
+            if (s->o.baseline == KLC_BASELINE_MOVING_AVERAGE)
+                b = klc_baseline_mean(&s->base, j);
             else if (s->o.baseline == KLC_BASELINE_LEAVE_ONE_OUT && pos_count[j] > 1)
                 b = (pos_sum[j] - rtg[k]) / (pos_count[j] - 1);
             const double a = rtg[k] - b;

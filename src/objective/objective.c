@@ -92,12 +92,11 @@ int klc_objective_token_coeffs(klc_objective *obj, const klc_step_view *step, fl
     return klc_objective_coeffs(obj, &v, NULL, on, sm, NULL, "klc_objective_token_coeffs");
 }
 
-int klc_objective_after_step(klc_objective *obj, const klc_step_view *step,
-                             klc_metrics *metrics) {
+int klc_objective_after_step(klc_objective *obj, const klc_step_view *step, klc_metrics *metrics) {
     if (!obj) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_objective_after_step: NULL objective");
     klc_step_view v;
-    KLC_TRY(klc_view_prepare(obj, step, obj->ops.token_coeffs != NULL, "klc_objective_after_step",
-                             &v));
+    KLC_TRY(
+        klc_view_prepare(obj, step, obj->ops.token_coeffs != NULL, "klc_objective_after_step", &v));
     if (!obj->ops.after_step) return KLC_OK;
     int rc = obj->ops.after_step(obj->self, &v, metrics);
     return rc != 0 ? klc_objective_callback_status(obj, rc, "after_step") : KLC_OK;

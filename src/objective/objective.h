@@ -37,8 +37,8 @@ static inline int32_t klc_view_from(const klc_step_view *v, int32_t i) {
  * objective's per-sequence coefficients (mass NULL: 1/N), zero where the model reads
  * nothing. w_out [n_seq] (may be NULL) receives the sequence weights, NaN for token-level
  * objectives. Fails without side effects on the objective's state. */
-int klc_objective_coeffs(klc_objective *obj, const klc_step_view *v, const double *mass,
-                         float *on, float *sm, double *w_out, const char *fn);
+int klc_objective_coeffs(klc_objective *obj, const klc_step_view *v, const double *mass, float *on,
+                         float *sm, double *w_out, const char *fn);
 
 /* Converts a callback's non-zero return into the status the caller sees. */
 int klc_objective_callback_status(const klc_objective *obj, int rc, const char *callback);

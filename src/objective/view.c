@@ -66,8 +66,8 @@ static int check_shape(const check_ctx *c, const klc_step_view *v, int need_leng
             int32_t len = v->lengths[i], from = klc_view_from(v, i);
             if (len < 1 || len > v->max_len)
                 return klc_fail(KLC_ERR_INVALID_ARGUMENT,
-                                "%s: step view lengths[%d] = %d must be in [1, max_len = %d]", c->fn,
-                                i, len, v->max_len);
+                                "%s: step view lengths[%d] = %d must be in [1, max_len = %d]",
+                                c->fn, i, len, v->max_len);
             if (from < 1 || from > len)
                 return klc_fail(KLC_ERR_INVALID_ARGUMENT,
                                 "%s: step view score_from[%d] = %d must be in [1, length = %d]",
@@ -148,8 +148,10 @@ int klc_view_prepare(const klc_objective *obj, const klc_step_view *in, int need
         if (!out->logpi_tok) out->logpi_tok = out->logq_tok;
     }
     if (needs & KLC_NEED_PROPOSAL_LOGP) {
-        if (tok) KLC_TRY(check_tok(&c, out->logq_tok, "logq_tok"));
-        else KLC_TRY(check_seq_array(&c, out->logq, out->n_seq, "logq", 0));
+        if (tok)
+            KLC_TRY(check_tok(&c, out->logq_tok, "logq_tok"));
+        else
+            KLC_TRY(check_seq_array(&c, out->logq, out->n_seq, "logq", 0));
     }
     if (needs & KLC_NEED_POLICY_LOGP) {
         const char *why = out->on_policy ? " (on-policy: logq, used in its place, is NULL too)"
@@ -163,8 +165,10 @@ int klc_view_prepare(const klc_objective *obj, const klc_step_view *in, int need
         }
     }
     if (needs & KLC_NEED_BASE_LOGP) {
-        if (tok) KLC_TRY(check_tok(&c, out->loga_tok, "loga_tok"));
-        else KLC_TRY(check_seq_array(&c, out->loga, out->n_seq, "loga", 0));
+        if (tok)
+            KLC_TRY(check_tok(&c, out->loga_tok, "loga_tok"));
+        else
+            KLC_TRY(check_seq_array(&c, out->loga, out->n_seq, "loga", 0));
     }
     if (needs & KLC_NEED_TARGET) KLC_TRY(check_target(&c, out));
     if (needs & KLC_NEED_REWARD) KLC_TRY(check_seq_array(&c, out->reward, out->n_seq, "reward", 0));

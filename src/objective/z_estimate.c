@@ -32,8 +32,7 @@ int klc_z_estimate_create(int32_t n_contexts, const klc_allocator *allocator,
     *out = NULL;
     if (n_contexts < 1 || n_contexts > (1 << 28))
         return klc_fail(KLC_ERR_INVALID_ARGUMENT,
-                        "klc_z_estimate_create: n_contexts = %d must be in [1, 2^28]",
-                        n_contexts);
+                        "klc_z_estimate_create: n_contexts = %d must be in [1, 2^28]", n_contexts);
     klc_alloc_ctx ctx;
     klc_alloc_ctx_init(&ctx, allocator);
     klc_z_estimate *z = klc_alloc_zeroed(&ctx, sizeof *z);
@@ -88,8 +87,7 @@ int klc_z_estimate_add(klc_z_estimate *z, uint64_t target_version, int32_t conte
 }
 
 int klc_z_estimate_add_batch(klc_z_estimate *z, uint64_t target_version, int32_t n,
-                             const int32_t *context_ids, const double *logP,
-                             const double *logq) {
+                             const int32_t *context_ids, const double *logP, const double *logq) {
     static const char fn[] = "klc_z_estimate_add_batch";
     if (!z || !logP || !logq) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     if (n < 1) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: n = %d must be >= 1", fn, n);
