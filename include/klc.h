@@ -791,7 +791,7 @@ KLC_API int klc_step_view_init(klc_step_view *view, uint32_t version);
 enum {
     KLC_NEED_BASE_LOGP = 1u << 0,     /* loga (and loga_tok with KLC_NEED_TOKEN_LOGP) */
     KLC_NEED_TARGET = 1u << 1,        /* logP, and log_z (or log_z_ctx) finite */
-    KLC_NEED_FULL_SUPPORT = 1u << 2,  /* full_support non-zero */
+    KLC_NEED_FULL_SUPPORT = 1u << 2,  /* full_support (or on_policy) non-zero */
     KLC_NEED_POLICY_LOGP = 1u << 3,   /* logpi (or on_policy): see the step view */
     KLC_NEED_REWARD = 1u << 4,        /* reward */
     KLC_NEED_ON_POLICY = 1u << 5,     /* on_policy non-zero */

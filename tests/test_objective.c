@@ -135,7 +135,7 @@ static double exact_loss(const world *w, const ocase *c, const double *lp) {
     const double *logP = target_of(w, c, &lz);
     for (int i = 0; i < NX; i++) {
         const double pi = exp(lp[i]), q = exp(w->logq[i]);
-        const double p = exp(logP[i] - lz), t = pi / p;
+        const double p = exp(logP[i] - lz);
         switch (c->kind) {
         case KLC_OBJECTIVE_REINFORCE:
             L -= pi * w->reward[i];
@@ -169,7 +169,6 @@ static double exact_loss(const world *w, const ocase *c, const double *lp) {
                 L += (pi - p) * (pi - p) / pi;
                 break;
             }
-            (void)t;
             break;
         }
     }
@@ -811,6 +810,21 @@ START_TEST(weights_follow_the_formulas) {
                       r0 * nf[d]);
         klc_objective_destroy(o);
     }
+    /* Conditional targets: each sequence is normalised by its context's Z. */
+    const int32_t ctx[3] = {1, 0, 1};
+    const double log_z_ctx[2] = {log(2.0), log(4.0)};
+    s.v.context_ids = ctx, s.v.n_contexts = 2, s.v.log_z_ctx = log_z_ctx;
+    o = builtin(KLC_OBJECTIVE_DPG, 0, 0);
+    ck_klc(klc_objective_weights(o, &s.v, w));
+    ck_assert_double_eq_tol(w[0], exp(-1 + 2 - log(4.0)), 1e-14);
+    ck_assert_double_eq_tol(w[2], exp(-2 + 1 - log(4.0)), 1e-14);
+    const double no_z[2] = {log(2.0), NAN};
+    s.v.log_z_ctx = no_z;
+    ck_assert_int_eq(klc_objective_weights(o, &s.v, w), KLC_ERR_STATE);
+    ck_assert_msg(strstr(klc_last_error(), "log_z_ctx[1]") != NULL, "%s", klc_last_error());
+    klc_objective_destroy(o);
+    s.v.context_ids = NULL, s.v.n_contexts = 0, s.v.log_z_ctx = NULL;
+
     /* REINFORCE and KL-control with leave-one-out baselines, on-policy (logpi = logq). */
     s.v.on_policy = 1;
     s.v.logpi = NULL;
