@@ -1251,6 +1251,377 @@ KLC_API int klc_target_fit(klc_target *target, int64_t n, const double *phi,
                            const unsigned char *b, const double *log_w,
                            const klc_fit_options *opts, klc_fit_report *report);
 
+/* ------------------------------------------------------------------------------------ */
+/* Objectives, the gradient-estimator core and estimation helpers                       */
+/* ------------------------------------------------------------------------------------ */
+
+/* Every objective of klc has one shape (ALGORITHMS.md section 1). For a batch of N
+ * sequences x_i (sampled from a proposal q, or listed with masses m_i), the core
+ * minimises
+ *     L = -sum_i m_i w_i log pi(x_i),      m_i = 1/N unless the caller gives masses,
+ * with the weights w_i held constant, so that the gradient of L with respect to the logits
+ * at a generated token t of x_i is m_i w_i (softmax_t - onehot(x_i,t)). Sequence-level
+ * objectives give one weight per sequence; token-level objectives give per-token
+ * coefficients (on, sm) per sequence, the logit gradient being
+ * m_i (on * onehot + sm * softmax), so that a weight w is on = -w, sm = +w on every
+ * generated position. N is always the whole batch, never a micro-batch: the coefficients
+ * are computed once per step, and accumulating micro-batches gives the gradient of one
+ * big batch.
+ *
+ * Everything is in log space: sequence log-probabilities are doubles, a target's log P(x)
+ * may be -inf (P(x) = 0, e.g. a pointwise constraint that x violates) and every built-in
+ * formula gives a finite weight for it (0 where only P/q appears). Importance weights are
+ * exp(log P - log q - log Z_hat), normalised by the Z estimate the step view carries
+ * (held fixed between Z checks), never by a per-batch shift. */
+
+/* --- Metrics ----------------------------------------------------------------------------- */
+
+/* A small table of named scalars (e.g. "beta", "kl", "baseline") that objectives and the
+ * trainer report for a step, kept in insertion order. Names are at most
+ * KLC_METRICS_NAME_MAX - 1 bytes and are copied. */
+typedef struct klc_metrics klc_metrics;
+#define KLC_METRICS_NAME_MAX 64
+
+/* allocator may be NULL (malloc/free). */
+KLC_API int klc_metrics_create(const klc_allocator *allocator, klc_metrics **out);
+KLC_API void klc_metrics_destroy(klc_metrics *m);
+/* Sets a value; a name already present keeps its position and gets the new value. An
+ * empty or too long name is KLC_ERR_INVALID_ARGUMENT. */
+KLC_API int klc_metrics_set(klc_metrics *m, const char *name, double value);
+/* The value of a name, or NaN when absent (or m or name is NULL). */
+KLC_API double klc_metrics_get(const klc_metrics *m, const char *name);
+/* The number of entries (0 for NULL). */
+KLC_API int32_t klc_metrics_count(const klc_metrics *m);
+/* Entry i (0 <= i < count) in insertion order; *name is borrowed until the entry is
+ * removed by klc_metrics_clear or the table destroyed. Either output may be NULL. */
+KLC_API int klc_metrics_entry(const klc_metrics *m, int32_t i, const char **name,
+                              double *value);
+/* Removes every entry (the memory is kept for reuse). */
+KLC_API int klc_metrics_clear(klc_metrics *m);
+
+/* --- The step view ------------------------------------------------------------------------ */
+
+/* What an objective sees of one step of N = n_seq sequences; read-only. Per-sequence
+ * arrays have n_seq elements; per-token arrays use the padded layout [n_seq*max_len] of
+ * klc_forward_options.token_logprobs: element i*max_len + t is the log-probability of
+ * token t+1 of sequence i given tokens 0..t. Sequence i holds its prompt (score_from[i]
+ * tokens) and then its generated tokens, the end-of-text token included when it ended on
+ * one; sequence log-probabilities sum the generated positions only (as klc_model_score's
+ * seq_logprobs do). An array an objective does not ask for (see KLC_NEED_*) may be NULL.
+ *
+ * On-policy steps: when on_policy is non-zero the sequences were drawn from the policy
+ * itself, with its current parameters and by pure ancestral sampling, so pi = q; logpi
+ * and logpi_tok may then be NULL and the library uses logq and logq_tok in their place
+ * (no second forward). Otherwise (samples from another proposal, from an earlier policy,
+ * or a second pass over a batch after an update) the caller must supply logpi (and
+ * logpi_tok for token-level objectives) from a klc_model_score of the current policy
+ * first, for every objective that asks for KLC_NEED_POLICY_LOGP: the coefficients of the
+ * whole batch are needed before the first micro-batch's backward. */
+#define KLC_STEP_VIEW_VERSION 1
+typedef struct klc_step_view {
+    uint32_t version; /* KLC_STEP_VIEW_VERSION of the caller */
+    int32_t n_seq, max_len;
+    const int32_t *tokens;      /* [n_seq*max_len] */
+    const int32_t *lengths;     /* [n_seq], each in 1..max_len */
+    const int32_t *score_from;  /* [n_seq] prompt lengths, each in 1..lengths[i]; NULL: 1 */
+    const int32_t *context_ids; /* [n_seq] contexts in 0..n_contexts-1, or NULL */
+    const double *logq;  /* proposal q, the distribution the sequences were drawn from */
+    const double *loga;  /* the base model a */
+    const double *logpi; /* the policy pi being trained, with its current parameters */
+    const double *logP;  /* the unnormalised target; -inf where P(x) = 0 */
+    const double *reward; /* the reward r(x) of reward-maximising objectives */
+    const float *logq_tok, *loga_tok, *logpi_tok; /* per token */
+    int32_t n_features;
+    const double *phi; /* [n_seq*n_features] feature values, for objectives that want them */
+    /* The current estimate of log Z (klc_z_estimate), or NaN when there is none. With
+     * conditional targets, log_z_ctx [n_contexts] holds one per context instead and
+     * sequence i uses log_z_ctx[context_ids[i]]. */
+    double log_z;
+    int32_t n_contexts;
+    const double *log_z_ctx;
+    int32_t on_policy;    /* non-zero: q is the current policy (see above) */
+    int32_t full_support; /* non-zero: q gives every sequence a positive probability (pure
+                             ancestral sampling, no top-k/top-p/temperature below 1) */
+    int64_t step;         /* the training step, for objectives with schedules */
+} klc_step_view;
+
+/* Zeroes a view and sets its version, log_z = NaN and everything else NULL or 0. */
+KLC_API int klc_step_view_init(klc_step_view *view, uint32_t version);
+
+/* --- Objectives ----------------------------------------------------------------------------- */
+
+/* What an objective needs from a step, so that the trainer computes nothing more. Every
+ * entry point below checks the view against them and fails with KLC_ERR_INVALID_ARGUMENT
+ * (a missing array, a value out of range) or KLC_ERR_STATE (a step the objective cannot
+ * use: no Z estimate, a proposal without full support, an off-policy step for an
+ * on-policy objective) before calling the objective, naming it, the field and the reason. */
+enum {
+    KLC_NEED_BASE_LOGP = 1u << 0,     /* loga (and loga_tok with KLC_NEED_TOKEN_LOGP) */
+    KLC_NEED_TARGET = 1u << 1,        /* logP, and log_z (or log_z_ctx) finite */
+    KLC_NEED_FULL_SUPPORT = 1u << 2,  /* full_support (or on_policy) non-zero */
+    KLC_NEED_POLICY_LOGP = 1u << 3,   /* logpi (or on_policy): see the step view */
+    KLC_NEED_REWARD = 1u << 4,        /* reward */
+    KLC_NEED_ON_POLICY = 1u << 5,     /* on_policy non-zero */
+    KLC_NEED_TOKEN_LOGP = 1u << 6,    /* the per-token arrays of the log-probabilities asked,
+                                         in place of the per-sequence ones */
+    KLC_NEED_PROPOSAL_LOGP = 1u << 7, /* logq */
+    KLC_NEED_FEATURES = 1u << 8       /* phi with n_features >= 1 */
+};
+
+/* An objective as a strategy struct: a user's own objective (in C, or through FFI) is no
+ * different from the built-in ones, which are instances of it. The struct is copied at
+ * create time; the name is copied too. Exactly one of weights and token_coeffs is set.
+ * Callbacks run on the calling thread, never concurrently nor re-entrantly, and return
+ * 0 on success; anything else stops the call with KLC_ERR_CALLBACK, whose message names
+ * the objective, the callback and the value returned. */
+#define KLC_OBJECTIVE_OPS_VERSION 1
+typedef struct klc_objective_ops {
+    uint32_t version; /* KLC_OBJECTIVE_OPS_VERSION */
+    const char *name; /* non-empty; at most 63 bytes */
+    uint32_t needs;   /* KLC_NEED_* */
+    /* Sequence-level family: w_out[i] = w_i, the weight of sequence i. Must be finite. */
+    int (*weights)(void *self, const klc_step_view *step, double *w_out /* [n_seq] */);
+    /* Token-level family: per-sequence coefficients in the padded layout [n_seq*max_len],
+     * zeroed before the call: the logit gradient of sequence i's loss at the prediction
+     * i*max_len+t is on * onehot + sm * softmax (not yet multiplied by the mass m_i, which
+     * the library applies). Positions t >= lengths[i]-1 are ignored; prompt positions
+     * (t < score_from[i]-1) are used if set, so an objective may train on prompts. */
+    int (*token_coeffs)(void *self, const klc_step_view *step, float *on, float *sm);
+    /* Once per step, after the update (klc_objective_after_step): state updates such as
+     * moving-average baselines and an adaptive beta, and metrics (m may be NULL).
+     * Optional. */
+    int (*after_step)(void *self, const klc_step_view *step, klc_metrics *m);
+    /* Frees self. Optional; runs exactly once, at klc_objective_destroy. */
+    void (*release)(void *self);
+} klc_objective_ops;
+
+typedef struct klc_objective klc_objective;
+
+/* An objective from a strategy struct (copied) and its state `self` (owned by the
+ * objective from now on: release(self) runs at destroy). When this call fails, release
+ * is not called and self stays the caller's. allocator may be NULL. */
+KLC_API int klc_objective_create(const klc_objective_ops *ops, void *self,
+                                 const klc_allocator *allocator, klc_objective **out);
+/* Calls release once, then frees the objective. NULL is allowed. */
+KLC_API void klc_objective_destroy(klc_objective *obj);
+/* The name (borrowed), or "" for NULL. */
+KLC_API const char *klc_objective_name(const klc_objective *obj);
+/* The KLC_NEED_* flags, or 0 for NULL. */
+KLC_API uint32_t klc_objective_needs(const klc_objective *obj);
+
+/* The built-in objectives (ALGORITHMS.md section 1). With b a baseline:
+ *  REINFORCE            w = R(x) - b, R = reward, on-policy.
+ *  KL_CONTROL           w = r(x) - beta (log pi(x) - log a(x)) - b, on-policy (Ziegler),
+ *                       fixed beta or Ziegler's adaptive controller.
+ *  KL_CONTROL_TOKEN     per token: reward -beta (log pi_t - log a_t) on every generated
+ *                       token and r(x) added on the last; each token's coefficient is its
+ *                       reward-to-go sum_{s>=t} gamma^(s-t) r_s minus a baseline for its
+ *                       position (counted from the first generated token). With gamma = 1
+ *                       its expectation is KL_CONTROL's gradient; gamma < 1 trades bias for
+ *                       variance.
+ *  DPG                  w = P(x) / (Z_hat q(x)) (DPG, and GDC when P has constraints):
+ *                       the gradient of the cross-entropy -sum_x p(x) log pi(x), scaled by
+ *                       Z / Z_hat. Full support needed.
+ *  GDCPP                w = P(x) / (Z_hat q(x)) - pi(x) / q(x): DPG with its baseline, the
+ *                       same expected gradient with less variance. Full support needed.
+ *  FDPG                 w = (pi(x)/q(x)) (-f'(t) - b), log t = log pi - log P + log Z_hat:
+ *                       the gradient of D_f(pi || p) = sum_x p f(pi/p) for the chosen
+ *                       divergence. Where P(x) = 0, t = +inf and f'(+inf) is used (forward
+ *                       KL 0, JS (1/2) log 2, TV 1/2, chi-square 1); reverse KL refuses such
+ *                       steps (KLC_ERR_UNSUPPORTED: log p = -inf has no finite gradient).
+ *                       Full support needed.
+ *  MLE                  w = 1: L is the mean negative log-likelihood per sequence (nats per
+ *                       sequence), the scale of the other objectives. With token_mean set
+ *                       it is per token instead, L = -(1/T) sum of every generated token's
+ *                       log-probability, T the batch's generated tokens (Hugging Face's
+ *                       loss), as a token-level objective.
+ * Baselines never use the sample they are applied to (that would bias the gradient):
+ * MOVING_AVERAGE is the mean of the values of the last baseline_window batches that
+ * klc_objective_after_step saw (0 before the first), LEAVE_ONE_OUT the mean over the
+ * other sequences of the batch (the same position, for KL_CONTROL_TOKEN). The value
+ * averaged is the sequence's R (REINFORCE), r - beta (log pi - log a) (KL_CONTROL), the
+ * reward-to-go (KL_CONTROL_TOKEN) or (pi/q)(-f'(t)), an estimate of E_pi[-f'] (FDPG; with
+ * the forward KL and b = 1 it is GDCPP). */
+enum {
+    KLC_OBJECTIVE_REINFORCE = 1,
+    KLC_OBJECTIVE_KL_CONTROL = 2,
+    KLC_OBJECTIVE_KL_CONTROL_TOKEN = 3,
+    KLC_OBJECTIVE_DPG = 4,
+    KLC_OBJECTIVE_GDCPP = 5,
+    KLC_OBJECTIVE_FDPG = 6,
+    KLC_OBJECTIVE_MLE = 7
+};
+
+enum {
+    KLC_BASELINE_DEFAULT = 0, /* MOVING_AVERAGE where the objective takes one, else NONE */
+    KLC_BASELINE_NONE = 1,
+    KLC_BASELINE_MOVING_AVERAGE = 2,
+    KLC_BASELINE_LEAVE_ONE_OUT = 3
+};
+
+/* f-divergences of FDPG, as D_f(pi || p) = E_p[f(pi/p)] with t = pi/p. */
+enum {
+    KLC_DIVERGENCE_FORWARD_KL = 1, /* KL(p||pi): f = -log t, -f'(t) = p/pi (DPG) */
+    KLC_DIVERGENCE_REVERSE_KL = 2, /* KL(pi||p): f = t log t, -f' = log p - log pi - 1 */
+    KLC_DIVERGENCE_JS = 3,         /* Jensen-Shannon: f'(t) = (1/2) log(2t/(1+t)) */
+    KLC_DIVERGENCE_TV = 4,         /* total variation: f'(t) = sign(t-1)/2 */
+    KLC_DIVERGENCE_CHI2 = 5        /* chi-square (p||pi): f'(t) = 1 - t^-2 */
+};
+
+#define KLC_OBJECTIVE_OPTIONS_VERSION 1
+typedef struct klc_objective_options {
+    uint32_t version;
+    int32_t kind;            /* KLC_OBJECTIVE_*; default KLC_OBJECTIVE_GDCPP */
+    int32_t baseline;        /* KLC_BASELINE_*; default KLC_BASELINE_DEFAULT. DPG, GDCPP
+                                and MLE take none (DEFAULT or NONE only) */
+    int32_t baseline_window; /* batches in the moving average, >= 1; default 10 */
+    double beta;             /* KL-control's initial beta, > 0; default 0.15 (Ziegler) */
+    int32_t adaptive_beta;   /* 0 or 1: Ziegler's controller (below); default 0 */
+    double kl_target;        /* the controller's KL target, nats per sequence, > 0; default 6 */
+    double kl_horizon;       /* the controller's horizon in samples, > 0; default 10000 */
+    int32_t divergence;      /* FDPG: KLC_DIVERGENCE_*; default forward KL */
+    double gamma;            /* KL_CONTROL_TOKEN's discount, in (0, 1]; default 1 */
+    int32_t token_mean;      /* MLE: 0 or 1, per-token mean; default 0 */
+    const klc_allocator *allocator; /* NULL: malloc/free */
+} klc_objective_options;
+
+KLC_API int klc_objective_options_init(klc_objective_options *opts, uint32_t version);
+/* A built-in objective. Invalid options fail with KLC_ERR_INVALID_ARGUMENT naming the
+ * field. Needs: REINFORCE reward + on-policy; KL_CONTROL reward + base + policy +
+ * on-policy (+ per token for KL_CONTROL_TOKEN); DPG target + proposal + full support;
+ * GDCPP and FDPG the same + policy; MLE nothing. */
+KLC_API int klc_objective_builtin(const klc_objective_options *opts, klc_objective **out);
+
+/* KL-control's current beta: with adaptive_beta, klc_objective_after_step moves it by
+ * Ziegler's rule e = clip(KL/kl_target - 1, -0.2, 0.2), beta <- beta (1 + e n/kl_horizon),
+ * KL the batch mean of log pi(x) - log a(x) in nats per sequence and n the step's
+ * sequences. NaN for other objectives. */
+KLC_API double klc_objective_beta(const klc_objective *obj);
+/* Sets KL-control's beta (> 0), e.g. when resuming; KLC_ERR_UNSUPPORTED for others. */
+KLC_API int klc_objective_set_beta(klc_objective *obj, double beta);
+
+/* The objective's weights for a step, after checking the view against its needs; w
+ * [n_seq]. Token-level objectives fail with KLC_ERR_UNSUPPORTED (use
+ * klc_objective_token_coeffs). */
+KLC_API int klc_objective_weights(klc_objective *obj, const klc_step_view *step, double *w);
+/* The logit-gradient coefficients of the whole loss L with masses 1/N, exactly what
+ * klc_objective_accumulate gives the model: for sequence-level objectives on = -w/N and
+ * sm = +w/N on the generated positions, 0 elsewhere; token-level ones their coefficients
+ * divided by N. The view must have lengths. on and sm [n_seq*max_len]. */
+KLC_API int klc_objective_token_coeffs(klc_objective *obj, const klc_step_view *step, float *on,
+                                       float *sm);
+/* Runs the objective's after_step once per step, after the update: moving-average
+ * baselines take in this batch and an adaptive beta moves. metrics may be NULL. The view
+ * is checked as for the weights. A failing callback leaves the objective usable. */
+KLC_API int klc_objective_after_step(klc_objective *obj, const klc_step_view *step,
+                                     klc_metrics *metrics);
+
+/* --- The gradient-estimator core -------------------------------------------------------- */
+
+#define KLC_ACCUMULATE_OPTIONS_VERSION 1
+typedef struct klc_accumulate_options {
+    uint32_t version;
+    /* Sequences per klc_model_forward_backward; 0 (default) or >= n_seq: one pass. Only
+     * the memory changes: the result is the whole batch's gradient either way. */
+    int32_t micro_batch;
+    /* Masses m_i [n_seq] of the sequences in L, or NULL (default): 1/N each. A batch that
+     * lists every sequence once with m_i = q(x_i) gives the exact expectation of the
+     * estimator under q. Objectives compute their weights (and batch statistics such as
+     * leave-one-out baselines) without seeing the masses. */
+    const double *mass;
+    uint32_t forward_flags; /* KLC_FORWARD_*, e.g. dropout; default 0 */
+    klc_rng dropout;        /* keys the dropout masks, with seqs->sample_ids */
+    /* Optional outputs (NULL: not written). */
+    double *weights_out; /* [n_seq] the sequence weights; NaN for token-level objectives */
+    double *logpi_out;   /* [n_seq] log pi(x_i) from the training forward (with dropout if
+                            asked), a by-product for metrics */
+} klc_accumulate_options;
+
+KLC_API int klc_accumulate_options_init(klc_accumulate_options *opts, uint32_t version);
+
+/* The estimator core: computes the objective's coefficients for the whole batch once,
+ * multiplies them by the masses, then runs klc_model_forward_backward micro-batch by
+ * micro-batch over slices of seqs and of the coefficients, adding (+=) the gradient of L
+ * to the model's gradient block (zero it first for a fresh step). seqs is what the model
+ * reads; the view's tokens, lengths and score_from are taken from seqs (the view's own are
+ * ignored), and its n_seq and max_len must equal seqs's. opts may be NULL (defaults).
+ * Missing arrays, invalid views and refused steps fail before the model is touched; a
+ * non-finite coefficient fails with KLC_ERR_NUMERIC naming the sequence. A model error in
+ * micro-batch k leaves the gradients of micro-batches 0..k-1 accumulated (the message
+ * says which). Coefficient buffers are allocated per call with the objective's
+ * allocator. */
+KLC_API int klc_objective_accumulate(klc_objective *obj, klc_model *model,
+                                     const klc_step_view *step, const klc_seqs *seqs,
+                                     const klc_accumulate_options *opts);
+
+/* --- Estimation helpers ------------------------------------------------------------------ */
+
+/* Monte-Carlo estimates over n samples x_i ~ q given as arrays of sequence
+ * log-probabilities (doubles; logP may hold -inf, the others must be finite). All sums are
+ * in double, importance weights in log space. Each writes its result to *out and fails
+ * with KLC_ERR_INVALID_ARGUMENT on n < 1, a NULL array or a value out of range (naming
+ * the index). ALGORITHMS.md section 2. */
+
+/* log Z_hat = logsumexp_i(logP_i - logq_i) - log n, an unbiased estimate of Z (in linear
+ * space). -inf when every P is 0. */
+KLC_API int klc_estimate_log_z(int32_t n, const double *logP, const double *logq, double *out);
+/* The proposal-update criterion (1/n) sum_i (P_i/q_i)(log q_i - log pi_i) / Z, which
+ * estimates KL(p||pi) - KL(p||q): when it is negative, pi is closer to p than q is, and q
+ * should become a copy of pi. Its sign does not depend on log_z, which must be finite. */
+KLC_API int klc_estimate_proposal_criterion(int32_t n, const double *logP, const double *logq,
+                                            const double *logpi, double log_z, double *out);
+/* KL(p||m) ~ -log Z + (1/Z) mean_i[(P_i/q_i)(log P_i - log m_i)], terms with P = 0
+ * counting 0; m is any model scored on the samples (pi, or q itself). */
+KLC_API int klc_estimate_kl_target(int32_t n, const double *logP, const double *logq,
+                                   const double *logm, double log_z, double *out);
+/* TV(p, m) ~ 0.5 mean_i |m_i/q_i - P_i/(Z q_i)|. */
+KLC_API int klc_estimate_tv_target(int32_t n, const double *logP, const double *logq,
+                                   const double *logm, double log_z, double *out);
+/* KL(m||a) ~ mean_i(log m_i - log a_i) over samples x_i ~ m, e.g. KL(pi||a) (forgetting)
+ * on samples of the policy. */
+KLC_API int klc_estimate_kl_sampled(int32_t n, const double *logm, const double *loga,
+                                    double *out);
+/* The effective sample size of the importance weights P/q, (sum w)^2 / sum w^2 in 0..n
+ * (0 when every P is 0), and the largest weight's share max w / sum w (0 when every P is
+ * 0). Either output may be NULL. */
+KLC_API int klc_estimate_ess(int32_t n, const double *logP, const double *logq, double *ess,
+                             double *max_share);
+
+/* --- The running Z estimate --------------------------------------------------------------- */
+
+/* The running estimate of Z over the checks made since the target last changed: each
+ * check k adds log Z_k (from klc_estimate_log_z, or a batch), and the estimate is their
+ * mean in linear space, log Z_MA = logsumexp_k(log Z_k) - log k, unbiased whatever q each
+ * check used (the mean of the log Z_k would be biased low). The target has a version
+ * number the caller chooses: a check made under a different version than the one held
+ * resets every context first (P changed: lambda refit, new beta). Conditional targets
+ * keep one estimate per context 0..n_contexts-1. */
+typedef struct klc_z_estimate klc_z_estimate;
+
+/* n_contexts >= 1 (1 for unconditional targets); allocator may be NULL. */
+KLC_API int klc_z_estimate_create(int32_t n_contexts, const klc_allocator *allocator,
+                                  klc_z_estimate **out);
+KLC_API void klc_z_estimate_destroy(klc_z_estimate *z);
+/* Adds one check's log Z_k (finite or -inf) for a context, made under target_version. */
+KLC_API int klc_z_estimate_add(klc_z_estimate *z, uint64_t target_version, int32_t context,
+                               double log_z_k);
+/* Adds one check per context present in a batch of q-samples: log Z_k of each context from
+ * its own samples (context_ids [n] may be NULL: all context 0). */
+KLC_API int klc_z_estimate_add_batch(klc_z_estimate *z, uint64_t target_version, int32_t n,
+                                     const int32_t *context_ids, const double *logP,
+                                     const double *logq);
+/* Forgets every check and holds target_version from now on. */
+KLC_API int klc_z_estimate_reset(klc_z_estimate *z, uint64_t target_version);
+/* The estimate log Z_MA of a context, NaN before its first check. */
+KLC_API double klc_z_estimate_log_z(const klc_z_estimate *z, int32_t context);
+/* The estimates of every context [n_contexts] (NaN where none), borrowed until the next
+ * change: what a step view's log_z_ctx wants. */
+KLC_API const double *klc_z_estimate_table(const klc_z_estimate *z);
+/* The checks a context's estimate averages (0 after a reset), or -1 on a bad argument. */
+KLC_API int64_t klc_z_estimate_checks(const klc_z_estimate *z, int32_t context);
+/* The target version held. */
+KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
+
 #ifdef __cplusplus
 }
 #endif
