@@ -4,8 +4,8 @@
 #
 #   bench/tokenizer_vs_reference.sh [PROSE_FILE] [TRAIN_DIR]
 #
-# PROSE_FILE defaults to shared/data/corpus/moby-dick.txt, TRAIN_DIR (every *.txt in it)
-# to shared/data/corpus/sotu (10.7 MB). Needs a built tree (BUILD, default ./build) and,
+# PROSE_FILE defaults to data/corpus/moby-dick.txt, TRAIN_DIR (every *.txt in it)
+# to data/corpus/sotu (10.7 MB). Needs a built tree (BUILD, default ./build) and,
 # for the reference, node and npm: gpt-3-encoder 1.1.4 is installed into a scratch folder
 # outside the repository (SCRATCH, default ${TMPDIR:-/tmp}/klc-bench-tokenizer).
 #
@@ -17,7 +17,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-data=${KLC_DATA:-/work/shared/data}
+data=${KLC_DATA:-$root/data}
 prose=${1:-$data/corpus/moby-dick.txt}
 train_dir=${2:-$data/corpus/sotu}
 build=${BUILD:-$root/build}

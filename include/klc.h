@@ -351,8 +351,9 @@ KLC_API int klc_model_forward_backward(klc_model *model, const klc_seqs *seqs,
 /* --- Incremental decoding --------------------------------------------------------------- */
 
 /* A KV cache for batched incremental decoding: rows 0..max_rows-1, each a sequence with
- * its own length (up to max_len <= n_ctx). Laid out [layer][row][head][position][head_dim]
- * so that one decoding step reads each row's keys and values contiguously. */
+ * its own length (up to max_len <= n_ctx). Each (layer, row, head) owns one contiguous block
+ * of keys (stored [head_dim][position], so the scores of all positions are vector updates)
+ * and one of values ([position][head_dim]), so a decoding step reads them in one sweep. */
 typedef struct klc_kv_cache klc_kv_cache;
 
 KLC_API int klc_kv_cache_create(const klc_model *model, int32_t max_rows, int32_t max_len,

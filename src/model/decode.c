@@ -88,7 +88,8 @@ size_t klc_kv_cache_bytes(const klc_kv_cache *c) {
     return c ? c->bytes + sizeof *c : 0;
 }
 
-/* The keys of (layer, row, head), [max_len, head_dim]. */
+/* The keys of (layer, row, head), transposed: [head_dim, max_len]; the values [max_len,
+ * head_dim]. */
 static inline float *cache_k(const klc_kv_cache *c, int l, int row, int h) {
     return c->k + ((((int64_t)l * c->max_rows + row) * c->n_head + h) * c->max_len) * c->head_dim;
 }
@@ -102,10 +103,10 @@ void klc_kv_cache_store_prompts(klc_kv_cache *c, int l, const float *qkv, const 
 #pragma omp parallel for schedule(static) if ((int64_t)n_seq * C > KLC_PAR_MIN_WORK / 64)
     for (int32_t b = 0; b < n_seq; b++)
         for (int h = 0; h < c->n_head; h++) {
-            float *K = cache_k(c, l, b, h), *V = cache_v(c, l, b, h);
+            float *Kt = cache_k(c, l, b, h), *V = cache_v(c, l, b, h);
             for (int32_t t = 0; t < a->len[b]; t++) {
                 const float *src = qkv + (a->row_off[b] + t) * 3 * C + h * hs;
-                memcpy(K + (int64_t)t * hs, src + C, sizeof(float) * (size_t)hs);
+                for (int i = 0; i < hs; i++) Kt[(int64_t)i * c->max_len + t] = src[C + i];
                 memcpy(V + (int64_t)t * hs, src + 2 * C, sizeof(float) * (size_t)hs);
             }
         }
@@ -122,26 +123,31 @@ static void project(float *out, const float *inp, const float *W, const float *b
     }
 }
 
-/* One query per (row, head) against the row's cached keys, positions 0..pos. */
-static KLC_HOT void attend_one(float *out, const float *q, const float *K, const float *V, int pos,
-                               int hs, float scale, float *scores) {
-    float mx = -INFINITY;
-    for (int s = 0; s <= pos; s++) {
-        const float *k = K + (int64_t)s * hs;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int i = 0; i < hs; i++) dot += q[i] * k[i];
-        scores[s] = dot * scale;
-        mx = scores[s] > mx ? scores[s] : mx;
+/* One query per (row, head) against the row's cached keys, positions 0..pos. Keys are
+ * stored transposed ([head_dim][position]) so that the scores of all positions build up
+ * as contiguous vector updates, one per head dimension. */
+static KLC_HOT void attend_one(float *restrict out, const float *restrict q,
+                               const float *restrict Kt, const float *restrict V, int pos, int hs,
+                               int max_len, float scale, float *restrict scores) {
+    const int n = pos + 1;
+    for (int s = 0; s < n; s++) scores[s] = 0.0f;
+    for (int i = 0; i < hs; i++) {
+        const float qi = q[i] * scale, *k = Kt + (int64_t)i * max_len;
+#pragma omp simd
+        for (int s = 0; s < n; s++) scores[s] += qi * k[s];
     }
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int s = 0; s < n; s++) mx = scores[s] > mx ? scores[s] : mx;
     float sum = 0.0f;
-    for (int s = 0; s <= pos; s++) {
+#pragma omp simd reduction(+ : sum)
+    for (int s = 0; s < n; s++) {
         scores[s] = klc_fast_expf(scores[s] - mx);
         sum += scores[s];
     }
     const float inv = 1.0f / sum;
     for (int i = 0; i < hs; i++) out[i] = 0.0f;
-    for (int s = 0; s <= pos; s++) {
+    for (int s = 0; s < n; s++) {
         const float p = scores[s] * inv, *v = V + (int64_t)s * hs;
 #pragma omp simd
         for (int i = 0; i < hs; i++) out[i] += p * v[i];
@@ -196,10 +202,10 @@ int klc_model_decode(klc_model *m, klc_kv_cache *c, int32_t n, const int32_t *ro
             const int j = (int)(it / H), h = (int)(it % H), row = rows[j];
             const int pos = c->len[row];
             const float *q = c->qkv + (int64_t)j * 3 * C + h * hs;
-            float *K = cache_k(c, l, row, h), *V = cache_v(c, l, row, h);
-            memcpy(K + (int64_t)pos * hs, q + C, sizeof(float) * (size_t)hs);
+            float *Kt = cache_k(c, l, row, h), *V = cache_v(c, l, row, h);
+            for (int i = 0; i < hs; i++) Kt[(int64_t)i * c->max_len + pos] = q[C + i];
             memcpy(V + (int64_t)pos * hs, q + 2 * C, sizeof(float) * (size_t)hs);
-            attend_one(c->atty + (int64_t)j * C + h * hs, q, K, V, pos, hs, scale,
+            attend_one(c->atty + (int64_t)j * C + h * hs, q, Kt, V, pos, hs, c->max_len, scale,
                        c->scores + (int64_t)omp_get_thread_num() * c->max_len);
         }
         project(c->tmp, c->atty, w->attn_c_proj_w, w->attn_c_proj_b, n, C, C);

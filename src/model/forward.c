@@ -107,11 +107,6 @@ static void residual_mask(float *mask, const klc_activations *a, int32_t n_seq, 
                          (uint64_t)a->sample[b], site, 0);
 }
 
-static void multiply_inplace(float *x, const float *mask, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > KLC_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) x[i] *= mask[i];
-}
-
 /* x[R,C] = wte[token] + wpe[position], with embedding dropout if asked. */
 static void embed_forward(klc_model *m, klc_activations *a, const klc_seqs *s,
                           const run_dropout *d) {
@@ -128,7 +123,7 @@ static void embed_forward(klc_model *m, klc_activations *a, const klc_seqs *s,
     }
     if (d->on && d->embd > 0.0f) {
         residual_mask(a->mask, a, s->n_seq, C, d->embd, d->rng, klc_dropout_site_embd());
-        multiply_inplace(a->encoded, a->mask, R * C);
+        klc_mul_inplace(a->encoded, a->mask, R * C);
     }
 }
 
@@ -150,7 +145,7 @@ static void block_forward(klc_model *m, int l, klc_activations *a, klc_layer_act
     klc_matmul_forward(L->res2, L->atty, w->attn_c_proj_w, w->attn_c_proj_b, R, C, C);
     if (d->on && d->resid > 0.0f) {
         residual_mask(a->mask, a, n_seq, C, d->resid, d->rng, klc_dropout_site_resid_attn(l));
-        multiply_inplace(L->res2, a->mask, R * C);
+        klc_mul_inplace(L->res2, a->mask, R * C);
     }
     float *mid = training ? L->res2 : x;
     klc_add_inplace(mid, training ? x : L->res2, R * C);
@@ -166,7 +161,7 @@ static void block_forward(klc_model *m, int l, klc_activations *a, klc_layer_act
     klc_matmul_forward(L->res3, L->fch_gelu, w->mlp_c_proj_w, w->mlp_c_proj_b, R, 4 * C, C);
     if (d->on && d->resid > 0.0f) {
         residual_mask(a->mask, a, n_seq, C, d->resid, d->rng, klc_dropout_site_resid_mlp(l));
-        multiply_inplace(L->res3, a->mask, R * C);
+        klc_mul_inplace(L->res3, a->mask, R * C);
     }
     if (training)
         klc_add_inplace(L->res3, mid, R * C);
@@ -283,7 +278,7 @@ static void run_backward(klc_model *m, const klc_seqs *s, const float *d_hidden)
             residual_mask(a->mask, a, s->n_seq, C, p_resid, &m->fwd_dropout,
                           klc_dropout_site_resid_mlp(l));
             memcpy(a->dtmp2, a->dres, sizeof(float) * (size_t)(R * C));
-            multiply_inplace(a->dtmp2, a->mask, R * C);
+            klc_mul_inplace(a->dtmp2, a->mask, R * C);
             dout = a->dtmp2;
         }
         klc_matmul_backward(a->dfch, 0, g->mlp_c_proj_w, g->mlp_c_proj_b, dout, L->fch_gelu,
@@ -300,7 +295,7 @@ static void run_backward(klc_model *m, const klc_seqs *s, const float *d_hidden)
             residual_mask(a->mask, a, s->n_seq, C, p_resid, &m->fwd_dropout,
                           klc_dropout_site_resid_attn(l));
             memcpy(a->dtmp2, a->dres, sizeof(float) * (size_t)(R * C));
-            multiply_inplace(a->dtmp2, a->mask, R * C);
+            klc_mul_inplace(a->dtmp2, a->mask, R * C);
             dout = a->dtmp2;
         }
         klc_matmul_backward(a->dtmp, 0, g->attn_c_proj_w, g->attn_c_proj_b, dout, L->atty,
@@ -316,7 +311,7 @@ static void run_backward(klc_model *m, const klc_seqs *s, const float *d_hidden)
     /* Embeddings: rows scatter into wte (by token) and wpe (by position). */
     if (p_embd > 0.0f) {
         residual_mask(a->mask, a, s->n_seq, C, p_embd, &m->fwd_dropout, klc_dropout_site_embd());
-        multiply_inplace(a->dres, a->mask, R * C);
+        klc_mul_inplace(a->dres, a->mask, R * C);
     }
     /* Serial over rows (tokens repeat, so rows may hit the same wte row); C-wide adds. */
     for (int32_t b = 0; b < s->n_seq; b++) {

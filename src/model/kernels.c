@@ -83,24 +83,83 @@ static inline float gelu(float x) {
     return 0.5f * x * (1.0f + fast_tanhf(u));
 }
 
-KLC_HOT void klc_gelu_forward(float *restrict out, const float *restrict inp, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > KLC_PAR_MIN_WORK)
+/* The element-wise kernels split their range across threads by hand and run a plain simd
+ * loop on each part: with `parallel for simd` GCC ran the scalar version whenever the
+ * region's `if` kept it on one thread. */
+typedef struct span {
+    int64_t lo, hi;
+} span;
+
+static inline span thread_span(int64_t n) {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    span sp = {n * t / nt, n * (t + 1) / nt};
+    return sp;
+}
+
+static KLC_HOT void gelu_span(float *restrict out, const float *restrict inp, int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) out[i] = gelu(inp[i]);
 }
 
-KLC_HOT void klc_gelu_forward_inplace(float *x, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > KLC_PAR_MIN_WORK)
+static KLC_HOT void gelu_inplace_span(float *x, int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) x[i] = gelu(x[i]);
 }
 
-KLC_HOT void klc_gelu_backward(float *restrict d, const float *restrict inp, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > KLC_PAR_MIN_WORK)
+static KLC_HOT void gelu_backward_span(float *restrict d, const float *restrict inp, int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_K * (x + GELU_A * x * x * x);
         float t = fast_tanhf(u);
         float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
         d[i] *= 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+    }
+}
+
+static KLC_HOT void mul_span(float *restrict a, const float *restrict b, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) a[i] *= b[i];
+}
+
+static KLC_HOT void add_span(float *restrict a, const float *restrict b, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) a[i] += b[i];
+}
+
+void klc_gelu_forward(float *restrict out, const float *restrict inp, int64_t n) {
+    if (n <= KLC_PAR_MIN_WORK) {
+        gelu_span(out, inp, n);
+        return;
+    }
+#pragma omp parallel
+    {
+        span sp = thread_span(n);
+        gelu_span(out + sp.lo, inp + sp.lo, sp.hi - sp.lo);
+    }
+}
+
+void klc_gelu_forward_inplace(float *x, int64_t n) {
+    if (n <= KLC_PAR_MIN_WORK) {
+        gelu_inplace_span(x, n);
+        return;
+    }
+#pragma omp parallel
+    {
+        span sp = thread_span(n);
+        gelu_inplace_span(x + sp.lo, sp.hi - sp.lo);
+    }
+}
+
+void klc_gelu_backward(float *restrict d, const float *restrict inp, int64_t n) {
+    if (n <= KLC_PAR_MIN_WORK) {
+        gelu_backward_span(d, inp, n);
+        return;
+    }
+#pragma omp parallel
+    {
+        span sp = thread_span(n);
+        gelu_backward_span(d + sp.lo, inp + sp.lo, sp.hi - sp.lo);
     }
 }
 
@@ -127,9 +186,16 @@ KLC_HOT void klc_bias_backward(float *dbias, const float *dout, int64_t R, int N
     }
 }
 
-KLC_HOT void klc_add_inplace(float *a, const float *b, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > KLC_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) a[i] += b[i];
+void klc_add_inplace(float *a, const float *b, int64_t n) {
+    if (n <= KLC_PAR_MIN_WORK) {
+        add_span(a, b, n);
+        return;
+    }
+#pragma omp parallel
+    {
+        span sp = thread_span(n);
+        add_span(a + sp.lo, b + sp.lo, sp.hi - sp.lo);
+    }
 }
 
 KLC_HOT float klc_row_logsumexp(const float *row, int V) {
@@ -140,4 +206,16 @@ KLC_HOT float klc_row_logsumexp(const float *row, int V) {
 #pragma omp simd reduction(+ : s)
     for (int i = 0; i < V; i++) s += klc_fast_expf(row[i] - mx);
     return mx + logf(s);
+}
+
+void klc_mul_inplace(float *a, const float *b, int64_t n) {
+    if (n <= KLC_PAR_MIN_WORK) {
+        mul_span(a, b, n);
+        return;
+    }
+#pragma omp parallel
+    {
+        span sp = thread_span(n);
+        mul_span(a + sp.lo, b + sp.lo, sp.hi - sp.lo);
+    }
 }

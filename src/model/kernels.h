@@ -61,8 +61,10 @@ void klc_gelu_backward(float *restrict d, const float *restrict inp, int64_t n);
 void klc_fill_rows(float *out, const float *bias, int64_t R, int N);
 /* dbias[N] += column sums of dout[R,N]. */
 void klc_bias_backward(float *dbias, const float *dout, int64_t R, int N);
-/* a[n] += b[n]. */
+/* a[n] += b[n] (a and b distinct). */
 void klc_add_inplace(float *a, const float *b, int64_t n);
+/* a[n] *= b[n] (a and b distinct). */
+void klc_mul_inplace(float *a, const float *b, int64_t n);
 
 /* Log-softmax helpers for one row of logits. Returns logsumexp(row[0..V-1]). */
 float klc_row_logsumexp(const float *row, int V);
