@@ -97,9 +97,11 @@ static int check_handles(klc_trainer *t, const klc_model_options *mo, const klc_
 }
 
 /* What the target offers: phi's length, a reward column, pointwise terms. */
-static int read_target(klc_trainer *t) {
+int tr_read_target(klc_trainer *t) {
     t->reward_col = -1;
+    t->has_pointwise = 0;
     if (!t->target) return KLC_OK;
+    t->target_version = klc_target_version(t->target);
     t->phi_dim = klc_target_phi_dim(t->target);
     int32_t nt = klc_target_num_terms(t->target);
     for (int32_t i = 0; i < nt; i++) {
@@ -142,8 +144,8 @@ static int allocate(klc_trainer *t, int32_t vocab) {
     KLC_TRY(make_sampler(t, t->policy, t->q ? pi_rows : max32(q_rows, o->eval_samples),
                          &t->pi_sampler));
     if (t->q) KLC_TRY(make_sampler(t, t->q, q_rows, &t->q_sampler));
-    const int32_t micro = o->micro_batch > 0 && o->micro_batch < o->batch_size ? o->micro_batch
-                                                                               : o->batch_size;
+    const int32_t micro =
+        o->micro_batch > 0 && o->micro_batch < o->batch_size ? o->micro_batch : o->batch_size;
     KLC_TRY(klc_model_reserve(t->policy, micro, t->max_len, 1));
     KLC_TRY(klc_model_reserve(t->policy, max32(o->batch_size, o->eval_samples), t->max_len, 0));
     KLC_TRY(klc_model_reserve(t->base, max32(q_rows, o->eval_samples), t->max_len, 0));
@@ -155,9 +157,8 @@ static int allocate(klc_trainer *t, int32_t vocab) {
 }
 
 int klc_trainer_create(klc_model *policy, klc_model *base, klc_target *target,
-                       klc_objective *objective, klc_optimizer *optimizer,
-                       klc_tokenizer *tokenizer, const klc_trainer_options *opts,
-                       klc_trainer **out) {
+                       klc_objective *objective, klc_optimizer *optimizer, klc_tokenizer *tokenizer,
+                       const klc_trainer_options *opts, klc_trainer **out) {
     if (!out) return bad("NULL out");
     *out = NULL;
     if (!policy || !base || !objective || !optimizer)
@@ -198,7 +199,7 @@ int klc_trainer_create(klc_model *policy, klc_model *base, klc_target *target,
     size_t np = 0;
     klc_model_params(policy, &np);
     t->n_params = (int64_t)np;
-    int s = read_target(t);
+    int s = tr_read_target(t);
     if (s == KLC_OK) s = check_handles(t, &mo, &ao);
     if (s == KLC_OK) s = allocate(t, mo.vocab_size);
     if (s != KLC_OK) {
@@ -233,15 +234,16 @@ static size_t model_bytes(const klc_model *m) {
 int klc_trainer_memory(const klc_trainer *t, klc_trainer_memory_info *out) {
     if (!t || !out) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_trainer_memory: NULL argument");
     if (out->version < 1 || out->version > KLC_TRAINER_MEMORY_VERSION)
-        return klc_fail(KLC_ERR_UNSUPPORTED, "klc_trainer_memory: version %u (this library knows 1..%d)",
-                        out->version, KLC_TRAINER_MEMORY_VERSION);
+        return klc_fail(KLC_ERR_UNSUPPORTED,
+                        "klc_trainer_memory: version %u (this library knows 1..%d)", out->version,
+                        KLC_TRAINER_MEMORY_VERSION);
     out->policy_bytes = model_bytes(t->policy);
     out->base_bytes = model_bytes(t->base);
     out->proposal_bytes = model_bytes(t->q);
     out->optimizer_bytes = klc_optimizer_state_size(t->opt);
     out->sampler_bytes = klc_sampler_bytes(t->pi_sampler) + klc_sampler_bytes(t->q_sampler);
-    out->batch_bytes = t->train.bytes + t->zb.bytes + t->eval.bytes +
-                       t->hash_cap * sizeof(uint64_t) + sizeof *t;
+    out->batch_bytes =
+        t->train.bytes + t->zb.bytes + t->eval.bytes + t->hash_cap * sizeof(uint64_t) + sizeof *t;
     out->total_bytes = out->policy_bytes + out->base_bytes + out->proposal_bytes +
                        out->optimizer_bytes + out->sampler_bytes + out->batch_bytes;
     return KLC_OK;

@@ -15,8 +15,7 @@ static int decode(klc_trainer *t, tr_batch *tb, int32_t n) {
         char *buf = tb->text_buf + (size_t)i * tb->text_cap;
         size_t got = 0;
         int s = klc_tokenizer_decode(t->tok, gen, len, buf, tb->text_cap, &got);
-        if (s != KLC_OK)
-            return klc_fail_context(s, "klc_trainer_step: decoding sequence %d: ", i);
+        if (s != KLC_OK) return klc_fail_context(s, "klc_trainer_step: decoding sequence %d: ", i);
         tb->texts[i] = buf;
         tb->text_lengths[i] = got;
     }

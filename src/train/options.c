@@ -8,8 +8,8 @@ int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version) {
     if (!opts) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_trainer_options_init: NULL opts");
     if (version < 1 || version > KLC_TRAINER_OPTIONS_VERSION)
         return klc_fail(KLC_ERR_UNSUPPORTED,
-                        "klc_trainer_options_init: version %u (this library knows 1..%d)",
-                        version, KLC_TRAINER_OPTIONS_VERSION);
+                        "klc_trainer_options_init: version %u (this library knows 1..%d)", version,
+                        KLC_TRAINER_OPTIONS_VERSION);
     memset(opts, 0, sizeof *opts);
     opts->version = version;
     opts->batch_size = 64;

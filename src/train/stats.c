@@ -22,7 +22,8 @@ static int feature_means(klc_trainer *t, const klc_batch *b, int32_t n, const ch
         if (ti.phi_offset < 0) continue;
         for (int32_t d = 0; d < ti.dim; d++) {
             double sum = 0;
-            for (int32_t i = 0; i < n; i++) sum += b->phi[(size_t)i * t->phi_dim + ti.phi_offset + d];
+            for (int32_t i = 0; i < n; i++)
+                sum += b->phi[(size_t)i * t->phi_dim + ti.phi_offset + d];
             char name[KLC_METRICS_NAME_MAX];
             if (ti.dim > 1)
                 snprintf(name, sizeof name, "phi.%s.%d", ti.name, d);

@@ -22,17 +22,17 @@ static int z_check(klc_trainer *t, int *made) {
     *made = 0;
     if (!t->target) return KLC_OK;
     const uint64_t version = klc_target_version(t->target);
-    const int stale = klc_z_estimate_checks(t->z, 0) == 0 ||
-                      klc_z_estimate_target_version(t->z) != version;
+    const int stale =
+        klc_z_estimate_checks(t->z, 0) == 0 || klc_z_estimate_target_version(t->z) != version;
     if (!stale && t->step % t->o.z_period != 0) return KLC_OK;
     tr_batch *src = &t->train;
     if (t->o.z_samples > 0) {
         src = &t->zb;
-        KLC_TRY(tr_fill(t, src, q_sampler(t), t->o.z_samples, (uint64_t)t->step,
-                        t->o.batch_size, 0));
+        KLC_TRY(
+            tr_fill(t, src, q_sampler(t), t->o.z_samples, (uint64_t)t->step, t->o.batch_size, 0));
     }
-    KLC_TRY(klc_z_estimate_add_batch(t->z, version, src->b->n_seq, NULL, src->b->logP,
-                                     src->b->logq));
+    KLC_TRY(
+        klc_z_estimate_add_batch(t->z, version, src->b->n_seq, NULL, src->b->logP, src->b->logq));
     *made = 1;
     return KLC_OK;
 }
@@ -148,8 +148,26 @@ static int copy_metrics(const klc_metrics *from, klc_metrics *to) {
     return KLC_OK;
 }
 
+/* A target may change between steps (a lambda refit, a new term), but the batches were
+ * laid out for its phi at creation. */
+static int refresh_target(klc_trainer *t) {
+    if (!t->target || klc_target_version(t->target) == t->target_version) return KLC_OK;
+    const int32_t old_dim = t->phi_dim;
+    KLC_TRY(tr_read_target(t));
+    if (t->phi_dim != old_dim) {
+        t->phi_dim = old_dim;
+        t->target_version = 0; /* so that the next step checks again */
+        return klc_fail(KLC_ERR_STATE,
+                        "klc_trainer_step: the target's phi now has %d values, %d when the "
+                        "trainer was created: add moment and reward terms before creating it",
+                        klc_target_phi_dim(t->target), old_dim);
+    }
+    return KLC_OK;
+}
+
 /* Everything up to the update; nothing here changes the policy. */
 static int prepare(klc_trainer *t, klc_step_view *v, int *z_made) {
+    KLC_TRY(refresh_target(t));
     KLC_TRY(tr_fill(t, &t->train, q_sampler(t), t->o.batch_size, (uint64_t)t->step, 0, 1));
     if (t->q) KLC_TRY(score_policy(t));
     KLC_TRY(z_check(t, z_made));
@@ -195,8 +213,8 @@ int klc_trainer_step(klc_trainer *t, klc_metrics *out) {
     if (s == KLC_OK && out) s = klc_metrics_clear(out);
     if (s == KLC_OK && out) s = copy_metrics(t->m, out);
     if (s != KLC_OK)
-        return klc_fail_context(s, "klc_trainer_step %lld (after the update): ",
-                                (long long)t->step - 1);
+        return klc_fail_context(
+            s, "klc_trainer_step %lld (after the update): ", (long long)t->step - 1);
     if (t->o.callback) {
         int r = t->o.callback(t->o.callback_userdata, t->step, t->m);
         if (r != 0)
@@ -208,7 +226,8 @@ int klc_trainer_step(klc_trainer *t, klc_metrics *out) {
 }
 
 int klc_trainer_evaluate(klc_trainer *t, klc_metrics *out) {
-    if (!t || !out) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_trainer_evaluate: NULL argument");
+    if (!t || !out)
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_trainer_evaluate: NULL argument");
     if (t->o.eval_samples < 1)
         return klc_fail(KLC_ERR_STATE, "klc_trainer_evaluate: option eval_samples is 0");
     KLC_TRY(klc_metrics_clear(t->m));

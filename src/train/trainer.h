@@ -10,16 +10,16 @@
 typedef struct tr_batch {
     klc_batch *b;
     int32_t capacity, max_len;
-    int32_t *gen_lengths;  /* [capacity] tokens after the prompt */
-    char *text_buf;        /* [capacity * text_cap] */
-    size_t text_cap;       /* bytes per sequence */
-    const char **texts;    /* [capacity] into text_buf */
-    size_t *text_lengths;  /* [capacity] */
-    unsigned char *b_ind;  /* [capacity] 1 when every pointwise constraint holds */
-    double *reward;        /* [capacity] */
-    double *weights;       /* [capacity] */
-    double *scratch;       /* [capacity] */
-    size_t bytes;          /* what the auxiliary arrays take, the klc_batch included */
+    int32_t *gen_lengths; /* [capacity] tokens after the prompt */
+    char *text_buf;       /* [capacity * text_cap] */
+    size_t text_cap;      /* bytes per sequence */
+    const char **texts;   /* [capacity] into text_buf */
+    size_t *text_lengths; /* [capacity] */
+    unsigned char *b_ind; /* [capacity] 1 when every pointwise constraint holds */
+    double *reward;       /* [capacity] */
+    double *weights;      /* [capacity] */
+    double *scratch;      /* [capacity] */
+    size_t bytes;         /* what the auxiliary arrays take, the klc_batch included */
 } tr_batch;
 
 struct klc_trainer {
@@ -33,15 +33,20 @@ struct klc_trainer {
     klc_sampler *pi_sampler, *q_sampler; /* q_sampler NULL on-policy */
     klc_z_estimate *z;
     klc_metrics *m;
-    tr_batch train, zb, eval; /* zb and eval only when their sample counts are > 0 */
+    tr_batch train, zb, eval;             /* zb and eval only when their sample counts are > 0 */
     int32_t max_len, phi_dim, reward_col; /* reward_col: the reward's index in phi, or -1 */
     int has_pointwise;
+    uint64_t target_version; /* when the terms above were read */
     uint32_t needs;
     int64_t step, proposal_updates;
     int64_t n_params;
     uint64_t *hashes; /* [hash_cap] Distinct-n scratch: one hash per word n-gram */
     size_t hash_cap;
 };
+
+/* Reads phi's length, the reward column and whether there are pointwise terms from the
+ * target (create.c). */
+int tr_read_target(klc_trainer *t);
 
 /* Lays out and frees a batch (tr_batch.c). */
 int tr_batch_create(klc_trainer *t, tr_batch *tb, int32_t capacity);
