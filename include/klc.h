@@ -1623,6 +1623,176 @@ KLC_API int64_t klc_z_estimate_checks(const klc_z_estimate *z, int32_t context);
 /* The target version held. */
 KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
 
+/* ------------------------------------------------------------------------------------ */
+/* Trainer                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+/* klc_trainer runs the training loop of the common case (DESIGN.md, "One training step")
+ * over borrowed handles; a custom loop calls the same handles directly. One step:
+ *
+ *   1. samples batch_size sequences from the proposal q by the training sampler, keyed
+ *      klc_rng(seed, KLC_STREAM_SAMPLE, step) with global indices 0 .. batch_size-1;
+ *   2. decodes their generated tokens into texts (with a tokenizer; features otherwise
+ *      get no texts), the final end-of-text token excluded;
+ *   3. scores log a with klc_model_score(base), then log P and phi with the target, and
+ *      the reward (options.reward, else the target's reward term, if any);
+ *   4. log pi: on-policy (q = pi) it is log q and no forward runs; off-policy it comes
+ *      from klc_model_score(policy);
+ *   5. with a target, a Z check before the first update, every z_period steps and
+ *      whenever the target's version changed (klc_z_estimate: the mean of the checks in
+ *      linear space, reset on a new version), on the training batch itself or on
+ *      z_samples extra samples from q (global indices batch_size ..);
+ *   6. off-policy, every proposal_period steps (not at step 0): the proposal update
+ *      (see KLC_PROPOSAL_*), made before the policy moves, so that the copy is exactly
+ *      the pi whose criterion was computed;
+ *   7. the objective's coefficients and klc_objective_accumulate into zeroed gradients,
+ *      micro_batch sequences per forward-backward (the update is the whole batch's);
+ *   8. klc_optimizer_step_model, then klc_objective_after_step;
+ *   9. metrics (below), evaluation every eval_period steps, and the callback.
+ *
+ * Contexts (prompts) are not handled yet: every sequence starts from bos_id, and targets
+ * are unconditional.
+ *
+ * Metrics of a step, in a klc_metrics table (names as listed; "<f>" is a feature's name,
+ * with ".<k>" appended for dimension k of a feature of dim > 1). Names starting with
+ * "train." are computed on the training batch, i.e. on samples of q before the update (on
+ * samples of pi itself when on-policy); those starting with "eval." on eval_samples pure
+ * ancestral samples of pi after the update (global indices batch_size + z_samples ..).
+ * Importance-sampled quantities appear only when the samples have full support.
+ *   step                 the steps completed, this one included
+ *   lr, grad_norm        from the optimizer's report (norm before clipping)
+ *   loss                 -(1/N) sum w_i log pi(x_i) (sequence-level objectives)
+ *   log_z, z_checks      the running estimate and the checks it averages (with a target)
+ *   z_check              1 when this step made a Z check, else 0
+ *   proposal_criterion   KLC_PROPOSAL_KL_CHECK steps that checked: estimate of
+ *                        KL(p||pi) - KL(p||q); negative means q was replaced
+ *   proposal_updates     times q was replaced by pi so far (off-policy)
+ *   train.b_mean         fraction of samples meeting every pointwise constraint; on-policy
+ *                        an estimate of E_pi[b], off-policy of E_q[b]
+ *   train.phi.<f>        mean feature value of the moment and reward terms (same caveat)
+ *   train.reward_mean    mean reward (when there is one)
+ *   train.length_mean    mean generated tokens per sequence
+ *   train.kl_p_pi        KL(p||pi), importance-sampled with the running Z
+ *   train.kl_p_q         KL(p||q), off-policy only
+ *   train.tv_p_pi        TV(p, pi)
+ *   train.kl_pi_a        KL(pi||a): on-policy the sample mean of log pi - log a;
+ *                        off-policy its importance-weighted estimate mean (pi/q)(log pi -
+ *                        log a)
+ *   train.ess, train.max_weight_share   of the importance weights P/q
+ *   eval.b_mean, eval.phi.<f>, eval.reward_mean, eval.length_mean, eval.kl_pi_a,
+ *   eval.kl_p_pi, eval.tv_p_pi, eval.distinct_1, eval.distinct_2, eval.distinct_3
+ *                        the same on pi's samples; Distinct-n (with a tokenizer) is the
+ *                        mean over texts of distinct word n-grams / word n-grams, words
+ *                        being runs of non-white-space bytes
+ *   step_time_s, samples_per_s           wall time of the step, evaluation included
+ * plus whatever the objective's after_step reports (e.g. "beta").
+ *
+ * Memory: every model buffer, sampler, batch and array a step uses is allocated by
+ * klc_trainer_create (the model work buffers through klc_model_reserve), so
+ * klc_trainer_memory is exact before the first step. Still allocated per step: the
+ * objective's coefficient buffers (klc_objective_accumulate) and metric names the first
+ * time they appear. */
+typedef struct klc_trainer klc_trainer;
+
+/* Where the training samples come from. */
+enum {
+    KLC_PROPOSAL_ON_POLICY = 0, /* q = pi: sample the policy itself (default) */
+    KLC_PROPOSAL_KL_CHECK = 1,  /* q is a frozen copy of pi, replaced by pi every
+                                   proposal_period steps when the estimate
+                                   (1/n) sum (P/q)(log q - log pi)/Z of KL(p||pi) -
+                                   KL(p||q) is negative (needs a target) */
+    KLC_PROPOSAL_EVERY_K = 2,   /* a frozen copy replaced every proposal_period steps */
+    KLC_PROPOSAL_NEVER = 3      /* a frozen copy of the initial policy, never replaced */
+};
+
+/* Called after every successful step with the steps completed and the step's metrics
+ * (borrowed for the call). Non-zero stops: klc_trainer_step then returns
+ * KLC_ERR_CALLBACK (the step itself is complete and counted). */
+typedef int (*klc_trainer_callback)(void *userdata, int64_t step, const klc_metrics *metrics);
+
+#define KLC_TRAINER_OPTIONS_VERSION 1
+typedef struct klc_trainer_options {
+    uint32_t version;
+    int32_t batch_size;  /* sequences sampled and scored per step, >= 1; default 64 */
+    int32_t micro_batch; /* sequences per forward-backward; 0 (default): batch_size */
+    /* The training sampler (klc_sample_options' meanings). Defaults: pure ancestral
+     * (temperature 1, top_k 0, top_p 1), which objectives needing full support require. */
+    int32_t max_len;        /* sequence length, prompt included; 0: min(64, n_ctx) */
+    int32_t max_new_tokens; /* 0 (default): until max_len */
+    int32_t eos_id;         /* default 50256; -1: none */
+    int32_t bos_id;         /* default 50256 */
+    double temperature;     /* default 1 */
+    int32_t top_k;          /* default 0 */
+    double top_p;           /* default 1 */
+    int32_t proposal;        /* KLC_PROPOSAL_*; default KLC_PROPOSAL_ON_POLICY */
+    int32_t proposal_period; /* >= 0; 0 (default): z_period */
+    int32_t z_period;        /* steps between Z checks, >= 1; default 10 */
+    int32_t z_samples;       /* 0 (default): check on the training batch; else extra samples */
+    uint64_t seed;           /* default 0 */
+    int32_t eval_period;     /* evaluate every eval_period steps; 0 (default): never */
+    int32_t eval_samples;    /* samples of pi per evaluation, >= 0; default 64 */
+    /* A reward feature of dim 1 (borrowed) for reward-maximising objectives; NULL
+     * (default): the target's reward term, if it has one. */
+    klc_feature *reward;
+    klc_trainer_callback callback; /* NULL (default): none */
+    void *callback_userdata;
+    const klc_allocator *allocator; /* NULL: malloc/free */
+} klc_trainer_options;
+
+KLC_API int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version);
+
+/* A trainer over borrowed handles, which must outlive it and must not be used elsewhere
+ * while it steps: policy (trained in place), base (frozen; a separate handle from policy,
+ * possibly with the same weights), target (NULL for objectives that need none: then
+ * options.reward gives the reward), objective, optimizer (made for the policy's number of
+ * parameters) and tokenizer (NULL: features get no texts). opts may be NULL (defaults).
+ * Inconsistent choices fail with KLC_ERR_INVALID_ARGUMENT naming them: an objective that
+ * needs a target, a reward or full support without one, an on-policy objective with an
+ * off-policy proposal, KLC_PROPOSAL_KL_CHECK without a target, a Z check on a training
+ * batch without full support. Off-policy proposals are a clone of the policy. Creating
+ * reserves the models' work buffers (see Memory above) and allocates the gradient block. */
+KLC_API int klc_trainer_create(klc_model *policy, klc_model *base, klc_target *target,
+                               klc_objective *objective, klc_optimizer *optimizer,
+                               klc_tokenizer *tokenizer, const klc_trainer_options *opts,
+                               klc_trainer **out);
+KLC_API void klc_trainer_destroy(klc_trainer *trainer);
+
+/* One step (see above). out (may be NULL) receives the step's metrics, replacing its
+ * contents. A failure before the optimizer's update leaves the policy's parameters and
+ * the step count unchanged (the proposal may have been replaced and the Z estimate
+ * updated; both stay valid); the trainer stays usable. */
+KLC_API int klc_trainer_step(klc_trainer *trainer, klc_metrics *out);
+
+/* Evaluates the current policy now on eval_samples samples (the "eval." metrics), keyed
+ * by the current step count, into out (entries added or replaced). Needs eval_samples >=
+ * 1. */
+KLC_API int klc_trainer_evaluate(klc_trainer *trainer, klc_metrics *out);
+
+/* What the trainer's step touches, in bytes. */
+#define KLC_TRAINER_MEMORY_VERSION 1
+typedef struct klc_trainer_memory_info {
+    uint32_t version;        /* set by the caller */
+    size_t policy_bytes;     /* the policy: parameters, gradients, training and inference
+                                work buffers (klc_model_memory) */
+    size_t base_bytes;       /* the base model: parameters and inference buffers */
+    size_t proposal_bytes;   /* the off-policy proposal copy; 0 on-policy */
+    size_t optimizer_bytes;  /* the optimizer's state (klc_optimizer_state_size) */
+    size_t sampler_bytes;    /* KV caches and sampling buffers */
+    size_t batch_bytes;      /* batches, texts and per-step arrays */
+    size_t total_bytes;
+} klc_trainer_memory_info;
+
+KLC_API int klc_trainer_memory(const klc_trainer *trainer, klc_trainer_memory_info *out);
+
+/* Steps completed (-1 for NULL). */
+KLC_API int64_t klc_trainer_steps(const klc_trainer *trainer);
+/* The running estimate of log Z, NaN before the first check or without a target. */
+KLC_API double klc_trainer_log_z(const klc_trainer *trainer);
+/* The proposal q (borrowed): the trainer's copy off-policy, the policy on-policy. */
+KLC_API klc_model *klc_trainer_proposal(const klc_trainer *trainer);
+/* The last training batch (borrowed; its slots as the step filled them). */
+KLC_API klc_batch *klc_trainer_batch(const klc_trainer *trainer);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,79 @@
+/* Filling a batch: sample, decode, and score with the base, the target and the reward. */
+#include "sampler/batch.h"
+#include "trainer.h"
+
+#include <math.h>
+#include <string.h>
+
+static int decode(klc_trainer *t, tr_batch *tb, int32_t n) {
+    klc_batch *b = tb->b;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t *gen = b->tokens + (size_t)i * b->max_len + b->prompt_lengths[i];
+        size_t len = (size_t)tb->gen_lengths[i];
+        /* Text features never see the end-of-text token (see klc_seq_batch). */
+        if (len > 0 && t->o.eos_id >= 0 && gen[len - 1] == t->o.eos_id) len--;
+        char *buf = tb->text_buf + (size_t)i * tb->text_cap;
+        size_t got = 0;
+        int s = klc_tokenizer_decode(t->tok, gen, len, buf, tb->text_cap, &got);
+        if (s != KLC_OK) return klc_fail_context(s, "klc_trainer_step: decoding sequence %d: ", i);
+        tb->texts[i] = buf;
+        tb->text_lengths[i] = got;
+    }
+    return KLC_OK;
+}
+
+int tr_fill(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, int32_t n, uint64_t step,
+            int64_t first, int training) {
+    klc_sample_options so;
+    klc_sample_options_init(&so, KLC_SAMPLE_OPTIONS_VERSION);
+    klc_rng_init(&so.rng, t->o.seed, KLC_STREAM_SAMPLE);
+    so.rng.step = step;
+    so.first_sample = first;
+    so.max_new_tokens = t->o.max_new_tokens;
+    so.eos_id = t->o.eos_id;
+    so.bos_id = t->o.bos_id;
+    if (training) {
+        so.temperature = t->o.temperature;
+        so.top_k = t->o.top_k;
+        so.top_p = t->o.top_p;
+    }
+    klc_batch *b = tb->b;
+    KLC_TRY(klc_sampler_sample(sampler, &so, n, b));
+    /* Prompts share one stride, so the generated tokens of every sequence are a view
+     * into the batch at a common offset (prompts are the single bos token). */
+    for (int32_t i = 0; i < n; i++) tb->gen_lengths[i] = b->lengths[i] - b->prompt_lengths[i];
+    if (t->tok) KLC_TRY(decode(t, tb, n));
+
+    klc_seqs seqs;
+    KLC_TRY(klc_batch_seqs(b, &seqs));
+    klc_forward_options fo;
+    klc_forward_options_init(&fo, KLC_FORWARD_OPTIONS_VERSION);
+    fo.seq_logprobs = b->loga;
+    fo.token_logprobs = b->loga_tok;
+    KLC_TRY(klc_model_score(t->base, &seqs, &fo));
+    b->flags |= KLC_BATCH_HAS_LOGA;
+
+    klc_seq_batch sb;
+    memset(&sb, 0, sizeof sb);
+    sb.struct_size = sizeof sb;
+    sb.n = n;
+    sb.stride = b->max_len;
+    sb.ids = b->tokens + 1;
+    sb.lengths = tb->gen_lengths;
+    sb.texts = t->tok ? tb->texts : NULL;
+    sb.text_lengths = t->tok ? tb->text_lengths : NULL;
+    sb.context_ids = b->context_ids;
+    if (t->target) {
+        KLC_TRY(klc_target_log_prob(t->target, &sb, b->loga, b->logP, b->phi, tb->b_ind));
+        b->flags |= KLC_BATCH_HAS_LOGP | (t->phi_dim > 0 ? KLC_BATCH_HAS_PHI : 0);
+    }
+    if (t->o.reward) {
+        KLC_TRY(klc_feature_score(t->o.reward, &sb, tb->reward));
+    } else if (t->reward_col >= 0) {
+        for (int32_t i = 0; i < n; i++)
+            tb->reward[i] = b->phi[(size_t)i * t->phi_dim + t->reward_col];
+    } else {
+        for (int32_t i = 0; i < n; i++) tb->reward[i] = NAN;
+    }
+    return KLC_OK;
+}
