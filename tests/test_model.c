@@ -9,17 +9,7 @@
 
 static klc_model *tiny_model(float std, uint64_t seed, int n_layer, int n_embd, int n_head, int V,
                              int n_ctx) {
-    klc_model_options o;
-    klc_model_options_init(&o, KLC_MODEL_OPTIONS_VERSION);
-    o.n_layer = n_layer;
-    o.n_embd = n_embd;
-    o.n_head = n_head;
-    o.vocab_size = V;
-    o.n_ctx = n_ctx;
-    o.init_std = std;
-    o.init_seed = seed;
-    klc_model *m = NULL;
-    ck_klc(klc_model_create(&o, &m));
+    klc_model *m = tu_model(n_layer, n_embd, n_head, V, n_ctx, std, seed, NULL);
     /* Non-trivial LayerNorm gains and biases, so their gradients are exercised too. */
     klc_rng r;
     klc_rng_init(&r, seed + 99, KLC_STREAM_USER);
@@ -530,7 +520,6 @@ START_TEST(bad_arguments_leave_the_model_usable) {
 }
 END_TEST
 
-
 /* End to end: Adam on the model's gradients learns a language where the next token is
  * determined by the previous two (cycles of 5 in either direction). The loss floor is the
  * direction's ambiguity at the second token, ln(2)/15 = 0.046 nats per token. */
@@ -554,7 +543,8 @@ START_TEST(training_learns_a_cyclic_language) {
             int phase = (int)(5 * klc_rng_uniform(&r, (uint64_t)(step * S + i), 0));
             int up = klc_rng_uniform(&r, (uint64_t)(step * S + i), 1) < 0.5;
             len[i] = L;
-            for (int t = 0; t < L; t++) tok[i * L + t] = up ? (phase + t) % 5 : (phase + 100 - t) % 5;
+            for (int t = 0; t < L; t++)
+                tok[i * L + t] = up ? (phase + t) % 5 : (phase + 100 - t) % 5;
         }
         klc_seqs s = {S, L, tok, len, NULL, NULL};
         ck_klc(klc_model_zero_grads(m));

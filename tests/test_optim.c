@@ -11,15 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ck_status(expr, expected, fragment)                                                        \
-    do {                                                                                           \
-        klc_clear_error();                                                                         \
-        int ck_s_ = (expr);                                                                        \
-        ck_assert_msg(ck_s_ == (expected), "%s -> %s (expected %s): %s", #expr,                    \
-                      klc_status_str(ck_s_), klc_status_str(expected), klc_last_error());          \
-        ck_assert_msg(strstr(klc_last_error(), (fragment)) != NULL, "%s: message '%s' lacks '%s'", \
-                      #expr, klc_last_error(), (fragment));                                        \
-    } while (0)
 
 static klc_optimizer_options defaults(void) {
     klc_optimizer_options o;

@@ -13,19 +13,7 @@
 
 static klc_model *make_model(float std, uint64_t seed, int n_layer, int n_embd, int n_head, int V,
                              int n_ctx, const klc_allocator *a) {
-    klc_model_options o;
-    klc_model_options_init(&o, KLC_MODEL_OPTIONS_VERSION);
-    o.n_layer = n_layer;
-    o.n_embd = n_embd;
-    o.n_head = n_head;
-    o.vocab_size = V;
-    o.n_ctx = n_ctx;
-    o.init_std = std;
-    o.init_seed = seed;
-    o.allocator = a;
-    klc_model *m = NULL;
-    ck_klc(klc_model_create(&o, &m));
-    return m;
+    return tu_model(n_layer, n_embd, n_head, V, n_ctx, std, seed, a);
 }
 
 static klc_sampler *make_sampler(klc_model *m, int32_t max_rows, int32_t max_len,

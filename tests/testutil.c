@@ -64,3 +64,20 @@ int tu_run_suite(Suite *s) {
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+klc_model *tu_model(int n_layer, int n_embd, int n_head, int vocab, int n_ctx, float std,
+                    uint64_t seed, const klc_allocator *allocator) {
+    klc_model_options o;
+    klc_model_options_init(&o, KLC_MODEL_OPTIONS_VERSION);
+    o.n_layer = n_layer;
+    o.n_embd = n_embd;
+    o.n_head = n_head;
+    o.vocab_size = vocab;
+    o.n_ctx = n_ctx;
+    o.init_std = std;
+    o.init_seed = seed;
+    o.allocator = allocator;
+    klc_model *m = NULL;
+    ck_klc(klc_model_create(&o, &m));
+    return m;
+}

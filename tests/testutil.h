@@ -4,6 +4,8 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "klc.h"
 
@@ -14,6 +16,22 @@
         ck_assert_msg(ck_klc_status_ == KLC_OK, "%s -> %s: %s", #expr,                             \
                       klc_status_str(ck_klc_status_), klc_last_error());                           \
     } while (0)
+
+/* Asserts that a klc call fails with `expected` and a message containing `fragment`. */
+#define ck_status(expr, expected, fragment)                                                        \
+    do {                                                                                           \
+        klc_clear_error();                                                                         \
+        int ck_s_ = (expr);                                                                        \
+        ck_assert_msg(ck_s_ == (expected), "%s -> %s (expected %s): %s", #expr,                    \
+                      klc_status_str(ck_s_), klc_status_str(expected), klc_last_error());          \
+        ck_assert_msg(strstr(klc_last_error(), (fragment)) != NULL, "%s: message '%s' lacks '%s'", \
+                      #expr, klc_last_error(), (fragment));                                        \
+    } while (0)
+
+/* A GPT-2 of the given shape with freshly initialised weights (N(0, std^2)); allocator may
+ * be NULL. */
+klc_model *tu_model(int n_layer, int n_embd, int n_head, int vocab, int n_ctx, float std,
+                    uint64_t seed, const klc_allocator *allocator);
 
 /* A fresh empty directory under the build tree's tmp folder; caller frees the string. */
 char *tu_make_temp_dir(const char *tag);
