@@ -5,7 +5,7 @@
  *   train_bytes --out DIR [--seconds S] [--heldout FILE] FILES...
  *
  * Tokens are bytes (0..255) and 256 marks a document's start, so no tokenizer is needed.
- * The optimiser is a plain Adam written here: a custom loop owns its update rule. */
+ * The loop owns its data and schedule; the update is klc's AdamW with warm-up and clipping. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +15,9 @@
 
 #include "klc.h"
 
-#define BOS 256
+#define BOS  256
 #define SEQS 16
-#define LEN 128
+#define LEN  128
 
 static double now(void) {
     struct timespec ts;
@@ -52,9 +52,10 @@ static unsigned char *read_all(const char *path, size_t *n) {
 static void fill_batch(int32_t *tokens, const unsigned char *text, size_t n, const klc_rng *rng,
                        uint64_t step, int fixed) {
     for (int i = 0; i < SEQS; i++) {
-        size_t off = fixed ? (size_t)i * (n / SEQS)
-                           : (size_t)(klc_rng_uniform(rng, step * SEQS + (uint64_t)i, 0) *
-                                      (double)(n - LEN));
+        size_t off =
+            fixed
+                ? (size_t)i * (n / SEQS)
+                : (size_t)(klc_rng_uniform(rng, step * SEQS + (uint64_t)i, 0) * (double)(n - LEN));
         tokens[i * LEN] = BOS;
         for (int t = 1; t < LEN; t++) tokens[i * LEN + t] = text[off + (size_t)t - 1];
     }
@@ -118,9 +119,12 @@ int main(int argc, char **argv) {
     size_t n = 0, cap = 0;
     unsigned char *text = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--heldout") && i + 1 < argc) heldout_path = argv[++i];
+        if (!strcmp(argv[i], "--out") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--heldout") && i + 1 < argc)
+            heldout_path = argv[++i];
         else {
             size_t k;
             unsigned char *t = read_all(argv[i], &k);
@@ -156,8 +160,17 @@ int main(int argc, char **argv) {
            "training (%d x %d tokens per step); %zu bytes of text\n",
            mo.n_layer, mo.n_embd, n_params, mem.total_bytes / 1048576.0, SEQS, LEN, n);
 
-    float *g = klc_model_grads(m, NULL);
-    float *m1 = calloc(n_params, sizeof(float)), *m2 = calloc(n_params, sizeof(float));
+    (void)w;
+    klc_optimizer_options oo;
+    klc_optimizer_options_init(&oo, KLC_OPTIMIZER_OPTIONS_VERSION);
+    oo.kind = KLC_OPTIMIZER_ADAMW;
+    oo.lr = 2e-3;
+    oo.beta2 = 0.99;
+    oo.weight_decay = 0.01;
+    oo.clip_norm = 1.0;
+    oo.warmup_steps = 30;
+    klc_optimizer *opt;
+    check(klc_optimizer_create(&oo, n_params, &opt), "optimizer");
     int32_t tokens[SEQS * LEN], lengths[SEQS], held_tokens[SEQS * LEN];
     float on[SEQS * LEN], sm[SEQS * LEN];
     const float coef = 1.0f / (SEQS * (LEN - 1)); /* mean loss per predicted byte */
@@ -171,7 +184,7 @@ int main(int argc, char **argv) {
     klc_forward_options_init(&fo, KLC_FORWARD_OPTIONS_VERSION);
     double lp[SEQS];
     fo.seq_logprobs = lp;
-    const double t0 = now(), lr = 2e-3, b1 = 0.9, b2 = 0.99;
+    const double t0 = now();
     double last_report = t0, first_held = held ? batch_loss(m, held_tokens) : 0;
     int step = 0;
     while (now() - t0 < seconds) {
@@ -179,12 +192,7 @@ int main(int argc, char **argv) {
         check(klc_model_zero_grads(m), "zero");
         check(klc_model_forward_backward(m, &s, &fo, on, sm), "forward_backward");
         step++;
-        const double bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step);
-        for (size_t i = 0; i < n_params; i++) {
-            m1[i] = (float)(b1 * m1[i] + (1 - b1) * g[i]);
-            m2[i] = (float)(b2 * m2[i] + (1 - b2) * g[i] * g[i]);
-            w[i] -= (float)(lr * (m1[i] / bc1) / (sqrt(m2[i] / bc2) + 1e-8));
-        }
+        check(klc_optimizer_step_model(opt, m, NULL), "optimizer step");
         if (now() - last_report > 10 || step == 1) {
             double loss = 0;
             for (int i = 0; i < SEQS; i++) loss -= lp[i];
@@ -215,6 +223,7 @@ int main(int argc, char **argv) {
     sample(reloaded, "Mr. Darcy", 100, 3);
     klc_model_destroy(reloaded);
     klc_model_destroy(m);
-    free(m1), free(m2), free(text), free(held);
+    klc_optimizer_destroy(opt);
+    free(text), free(held);
     return 0;
 }
