@@ -1159,6 +1159,13 @@ START_TEST(metrics_keep_insertion_order) {
     s.v.on_policy = 1;
     double w[3];
     ck_klc(klc_objective_weights(obj, &s.v, w));
+    /* Work buffers are kept by the handle: a second step of the same size allocates
+     * nothing. */
+    float on[3 * 5], sm[3 * 5];
+    ck_klc(klc_objective_token_coeffs(obj, &s.v, on, sm));
+    const size_t calls_after_first = cnt.calls;
+    ck_klc(klc_objective_token_coeffs(obj, &s.v, on, sm));
+    ck_assert_uint_eq(cnt.calls, calls_after_first);
     klc_objective_destroy(obj);
     klc_z_estimate *z;
     ck_klc(klc_z_estimate_create(3, &a, &z));

@@ -61,13 +61,12 @@ int klc_objective_accumulate(klc_objective *obj, klc_model *model, const klc_ste
     size_t coef_bytes;
     if (klc_mul_overflows(n_coef, 2 * sizeof(float), &coef_bytes))
         return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: batch too large", FN);
-    float *on = klc_alloc(&obj->alloc, coef_bytes);
-    int64_t *ids = seqs->sample_ids ? NULL : klc_alloc(&obj->alloc, (size_t)n * sizeof *ids);
-    if (!on || (!seqs->sample_ids && !ids)) {
-        klc_free(&obj->alloc, on, coef_bytes);
-        klc_free(&obj->alloc, ids, (size_t)n * sizeof *ids);
-        return KLC_ERR_OUT_OF_MEMORY;
-    }
+    /* Coefficients, then the sample ids, in the handle's reused scratch. */
+    const size_t ids_at = (coef_bytes + 63) / 64 * 64;
+    char *scratch = klc_objective_scratch(obj, 0, ids_at + (size_t)n * sizeof(int64_t));
+    if (!scratch) return KLC_ERR_OUT_OF_MEMORY;
+    float *on = (float *)scratch;
+    int64_t *ids = seqs->sample_ids ? NULL : (int64_t *)(scratch + ids_at);
     float *sm = on + n_coef;
     int status = klc_objective_coeffs(obj, &v, o.mass, on, sm, o.weights_out, FN);
 
@@ -98,7 +97,5 @@ int klc_objective_accumulate(klc_objective *obj, klc_model *model, const klc_ste
                              "0..%d are accumulated): ",
                              FN, start, start + m - 1, start - 1);
     }
-    klc_free(&obj->alloc, on, coef_bytes);
-    klc_free(&obj->alloc, ids, (size_t)n * sizeof *ids);
     return status;
 }

@@ -22,7 +22,7 @@ static int from_weights(klc_objective *obj, const klc_step_view *v, const double
     const int32_t n = v->n_seq;
     double *w = w_out;
     if (!w) {
-        w = klc_alloc(&obj->alloc, (size_t)n * sizeof *w);
+        w = klc_objective_scratch(obj, 1, (size_t)n * sizeof *w);
         if (!w) return KLC_ERR_OUT_OF_MEMORY;
     }
     int rc = obj->ops.weights(obj->self, v, w);
@@ -44,7 +44,6 @@ static int from_weights(klc_objective *obj, const klc_step_view *v, const double
             s[t] = cf;
         }
     }
-    if (w != w_out) klc_free(&obj->alloc, w, (size_t)n * sizeof *w);
     return status;
 }
 

@@ -43,10 +43,21 @@ int klc_objective_create(const klc_objective_ops *ops, void *self, const klc_all
     return KLC_OK;
 }
 
+void *klc_objective_scratch(klc_objective *obj, int slot, size_t bytes) {
+    if (obj->scratch_bytes[slot] >= bytes && obj->scratch[slot]) return obj->scratch[slot];
+    void *p = klc_alloc(&obj->alloc, bytes);
+    if (!p) return NULL;
+    klc_free(&obj->alloc, obj->scratch[slot], obj->scratch_bytes[slot]);
+    obj->scratch[slot] = p;
+    obj->scratch_bytes[slot] = bytes;
+    return p;
+}
+
 void klc_objective_destroy(klc_objective *obj) {
     if (!obj) return;
     if (obj->ops.release) obj->ops.release(obj->self);
     klc_alloc_ctx ctx = obj->alloc;
+    for (int i = 0; i < 2; i++) klc_free(&ctx, obj->scratch[i], obj->scratch_bytes[i]);
     klc_free(&ctx, obj, sizeof *obj);
 }
 

@@ -16,7 +16,16 @@ struct klc_objective {
      * statuses with their own messages, which pass through instead of becoming
      * KLC_ERR_CALLBACK. */
     int32_t builtin_kind;
+    /* Work buffers reused across steps, grown at a call's start when a batch is larger than
+     * any before (so steady-state steps allocate nothing): [0] coefficients and sample
+     * ids of klc_objective_accumulate, [1] the weights of sequence-level objectives. */
+    void *scratch[2];
+    size_t scratch_bytes[2];
 };
+
+/* Scratch buffer `slot` of at least `bytes` bytes (contents undefined), or NULL with
+ * KLC_ERR_OUT_OF_MEMORY set; a failed growth keeps the old buffer. */
+void *klc_objective_scratch(klc_objective *obj, int slot, size_t bytes);
 
 /* Checks `in` against the objective's needs and writes the view its callbacks see to
  * `out`: the current version, and on-policy steps' logpi (and logpi_tok) taken from logq
