@@ -89,8 +89,10 @@ static double time_decode(klc_model *m, const shape *s, int rows, int n_new, flo
     klc_kv_cache *c;
     int st = klc_kv_cache_create(m, rows, prompt + n_new, NULL, &c);
     if (st) die("kv_cache_create", st);
-    int32_t *toks = malloc(sizeof(int32_t) * (size_t)rows * prompt), *lens = malloc(sizeof(int32_t) * (size_t)rows);
-    int32_t *row_ids = malloc(sizeof(int32_t) * (size_t)rows), *next = malloc(sizeof(int32_t) * (size_t)rows);
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)rows * prompt),
+            *lens = malloc(sizeof(int32_t) * (size_t)rows);
+    int32_t *row_ids = malloc(sizeof(int32_t) * (size_t)rows),
+            *next = malloc(sizeof(int32_t) * (size_t)rows);
     for (int i = 0; i < rows; i++) {
         lens[i] = prompt;
         row_ids[i] = i;
@@ -129,7 +131,8 @@ static double time_sgemm_step(const shape *s, float *A, float *B, float *Cm) {
     for (int l = 0; l < s->n_layer; l++)
         for (int p = 0; p < 4; p++) {
             int K = kn[p][0], N = kn[p][1];
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, A, K, B, N, 0, Cm, N);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, A, K, B, N, 0, Cm,
+                        N);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1, Cm, N, B, N, 0, A, K);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1, A, K, Cm, N, 1, B, N);
         }
@@ -162,9 +165,12 @@ static double bandwidth(size_t n, float *a, float *b, float *c) {
 int main(int argc, char **argv) {
     int quick = 0, json = 0, reps = 5, only = -1, threads_list[4] = {1, 2}, n_threads = 2;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) quick = 1, reps = 3;
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--quick"))
+            quick = 1, reps = 3;
+        else if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
             const char *n = argv[++i];
             only = !strcmp(n, "small") ? 0 : !strcmp(n, "gpt2") ? 1 : -2;
@@ -174,7 +180,10 @@ int main(int argc, char **argv) {
             for (char *tok = strtok(argv[++i], ","); tok && n_threads < 4; tok = strtok(NULL, ","))
                 threads_list[n_threads++] = atoi(tok);
         } else {
-            fprintf(stderr, "usage: %s [--quick] [--shape small|gpt2] [--threads 1,2] [--reps N] [--json]\n", argv[0]);
+            fprintf(
+                stderr,
+                "usage: %s [--quick] [--shape small|gpt2] [--threads 1,2] [--reps N] [--json]\n",
+                argv[0]);
             return 2;
         }
     }
@@ -186,7 +195,8 @@ int main(int argc, char **argv) {
         const shape *s = &SHAPES[si];
         klc_model *m = make_model(s);
         const int M = s->train_seqs * s->train_len;
-        int32_t *tokens = malloc(sizeof(int32_t) * (size_t)M), *lengths = malloc(sizeof(int32_t) * (size_t)s->train_seqs);
+        int32_t *tokens = malloc(sizeof(int32_t) * (size_t)M),
+                *lengths = malloc(sizeof(int32_t) * (size_t)s->train_seqs);
         float *on = malloc(sizeof(float) * (size_t)M), *sm = malloc(sizeof(float) * (size_t)M);
         for (int i = 0; i < M; i++) {
             tokens[i] = (i * 7919) % s->vocab;
@@ -201,7 +211,8 @@ int main(int argc, char **argv) {
         float *logits = malloc(sizeof(float) * 32 * (size_t)s->vocab);
         /* Big enough for every operand of time_sgemm_step, logit chunks included. */
         size_t big = (size_t)(4 * s->n_embd) * (size_t)(s->vocab > M ? s->vocab : M);
-        if (big < ((size_t)64 << 20) / 4 + (size_t)s->vocab) big = ((size_t)64 << 20) / 4 + (size_t)s->vocab;
+        if (big < ((size_t)64 << 20) / 4 + (size_t)s->vocab)
+            big = ((size_t)64 << 20) / 4 + (size_t)s->vocab;
         float *A = calloc(big, 4), *B = calloc(big, 4), *Cm = calloc(big, 4);
         double train[4][16], dec1[4][16], dec32[4][16], gemm[4][16];
         for (int r = 0; r < reps; r++)
@@ -229,21 +240,23 @@ int main(int argc, char **argv) {
             double fl = 3.0 * forward_flops(s, M, s->train_len);
             double bound = bwm * 1e9 / params_bytes;
             if (json) {
-                printf("{\"impl\":\"klc\",\"shape\":\"%s\",\"threads\":%d,\"train_tokens_per_s\":%.1f,"
-                       "\"train_gflops\":%.2f,\"sgemm_gflops\":%.2f,\"train_vs_sgemm\":%.3f,"
-                       "\"decode_b1_tokens_per_s\":%.2f,\"decode_b32_tokens_per_s\":%.1f,"
-                       "\"bandwidth_gbs\":%.2f,\"decode_b1_bound_tokens_per_s\":%.2f,"
-                       "\"decode_b1_vs_bound\":%.3f,\"train_memory_mib\":%.1f}\n",
-                       s->name, t, M / tt, fl / tt / 1e9, dense_flops(s) / tg / 1e9,
-                       (fl / tt) / (dense_flops(s) / tg), n_new / d1, 32.0 * n_new / d32, bwm, bound,
-                       (n_new / d1) / bound, mem.total_bytes / 1048576.0);
+                printf(
+                    "{\"impl\":\"klc\",\"shape\":\"%s\",\"threads\":%d,\"train_tokens_per_s\":%.1f,"
+                    "\"train_gflops\":%.2f,\"sgemm_gflops\":%.2f,\"train_vs_sgemm\":%.3f,"
+                    "\"decode_b1_tokens_per_s\":%.2f,\"decode_b32_tokens_per_s\":%.1f,"
+                    "\"bandwidth_gbs\":%.2f,\"decode_b1_bound_tokens_per_s\":%.2f,"
+                    "\"decode_b1_vs_bound\":%.3f,\"train_memory_mib\":%.1f}\n",
+                    s->name, t, M / tt, fl / tt / 1e9, dense_flops(s) / tg / 1e9,
+                    (fl / tt) / (dense_flops(s) / tg), n_new / d1, 32.0 * n_new / d32, bwm, bound,
+                    (n_new / d1) / bound, mem.total_bytes / 1048576.0);
             } else {
-                printf("%-6s threads %d | train %8.0f tok/s %7.1f GFLOP/s (sgemm same products %7.1f "
-                       "GFLOP/s, ratio %.2f) | decode b1 %7.1f tok/s (bound %.1f at %.1f GB/s, ratio "
-                       "%.2f) b32 %8.1f tok/s | memory %.0f MiB\n",
-                       s->name, t, M / tt, fl / tt / 1e9, dense_flops(s) / tg / 1e9,
-                       (fl / tt) / (dense_flops(s) / tg), n_new / d1, bound, bwm,
-                       (n_new / d1) / bound, 32.0 * n_new / d32, mem.total_bytes / 1048576.0);
+                printf(
+                    "%-6s threads %d | train %8.0f tok/s %7.1f GFLOP/s (sgemm same products %7.1f "
+                    "GFLOP/s, ratio %.2f) | decode b1 %7.1f tok/s (bound %.1f at %.1f GB/s, ratio "
+                    "%.2f) b32 %8.1f tok/s | memory %.0f MiB\n",
+                    s->name, t, M / tt, fl / tt / 1e9, dense_flops(s) / tg / 1e9,
+                    (fl / tt) / (dense_flops(s) / tg), n_new / d1, bound, bwm, (n_new / d1) / bound,
+                    32.0 * n_new / d32, mem.total_bytes / 1048576.0);
             }
             fflush(stdout);
         }

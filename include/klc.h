@@ -42,9 +42,9 @@ extern "C" {
 /* Versions                                                                             */
 /* ------------------------------------------------------------------------------------ */
 
-#define KLC_VERSION_MAJOR 0
-#define KLC_VERSION_MINOR 1
-#define KLC_VERSION_PATCH 0
+#define KLC_VERSION_MAJOR  0
+#define KLC_VERSION_MINOR  1
+#define KLC_VERSION_PATCH  0
 #define KLC_VERSION_STRING "0.1.0"
 /* (major << 16) | (minor << 8) | patch, comparable with integer operators. */
 #define KLC_VERSION ((KLC_VERSION_MAJOR << 16) | (KLC_VERSION_MINOR << 8) | KLC_VERSION_PATCH)
@@ -155,8 +155,7 @@ enum {
 
 KLC_API void klc_rng_init(klc_rng *rng, uint64_t seed, uint64_t stream);
 /* Four independent uniform 32-bit words for (sample, counter). */
-KLC_API void klc_rng_words(const klc_rng *rng, uint64_t sample, uint64_t counter,
-                           uint32_t out[4]);
+KLC_API void klc_rng_words(const klc_rng *rng, uint64_t sample, uint64_t counter, uint32_t out[4]);
 /* A uniform double in [0, 1) with 53 random bits, from the block (sample, counter). */
 KLC_API double klc_rng_uniform(const klc_rng *rng, uint64_t sample, uint64_t counter);
 /* A standard normal (Box-Muller on the block (sample, counter)). */
@@ -216,8 +215,8 @@ typedef struct klc_model_options {
     /* Initialisation for klc_model_create: weights ~ N(0, init_std^2), the residual
      * projections (attn.c_proj, mlp.c_proj) scaled by 1/sqrt(2 n_layer) as GPT-2 does,
      * biases 0, LayerNorm gains 1. Drawn from klc_rng(init_seed, KLC_STREAM_INIT). */
-    float init_std;     /* default 0.02 */
-    uint64_t init_seed; /* default 0 */
+    float init_std;                 /* default 0.02 */
+    uint64_t init_seed;             /* default 0 */
     const klc_allocator *allocator; /* NULL: malloc/free */
 } klc_model_options;
 
@@ -345,8 +344,8 @@ KLC_API int klc_model_backward(klc_model *model, const klc_seqs *seqs, const flo
  * logits are computed once, and their gradient formed in place. Same semantics as
  * klc_model_forward followed by klc_model_backward, without the recomputation. */
 KLC_API int klc_model_forward_backward(klc_model *model, const klc_seqs *seqs,
-                                       const klc_forward_options *opts,
-                                       const float *onehot_coef, const float *softmax_coef);
+                                       const klc_forward_options *opts, const float *onehot_coef,
+                                       const float *softmax_coef);
 
 /* --- Incremental decoding --------------------------------------------------------------- */
 
@@ -368,8 +367,8 @@ KLC_API size_t klc_kv_cache_bytes(const klc_kv_cache *cache);
 /* Feeds one token to each of n rows (rows[j], token tokens[j]; distinct rows, in any
  * order: finished sequences are simply left out) and writes the next-token logits
  * [n * vocab_size] to logits (may be NULL). Each row's position is its current length. */
-KLC_API int klc_model_decode(klc_model *model, klc_kv_cache *cache, int32_t n,
-                             const int32_t *rows, const int32_t *tokens, float *logits);
+KLC_API int klc_model_decode(klc_model *model, klc_kv_cache *cache, int32_t n, const int32_t *rows,
+                             const int32_t *tokens, float *logits);
 
 /* Fills rows 0..seqs->n_seq-1 of an empty cache with whole prompts in one batched
  * forward (faster than token by token) and writes the logits that follow each prompt's
@@ -474,16 +473,16 @@ enum {
  * the size with ids = NULL and capacity = 0, or allocate len + 2 up front. An EOT flag on
  * a tokenizer without an end-of-text token, or an unknown flag, is
  * KLC_ERR_INVALID_ARGUMENT. */
-KLC_API int klc_tokenizer_encode(klc_tokenizer *tok, const char *text, size_t len,
-                                 uint32_t flags, int32_t *ids, size_t capacity, size_t *n_out);
+KLC_API int klc_tokenizer_encode(klc_tokenizer *tok, const char *text, size_t len, uint32_t flags,
+                                 int32_t *ids, size_t capacity, size_t *n_out);
 
 /* Decodes ids[0..n) into the concatenation of their bytes in buf (no NUL terminator is
  * written). *len_out receives the number of bytes needed; if it exceeds capacity, the
  * first `capacity` bytes are written and the call fails with KLC_ERR_INVALID_ARGUMENT
  * (buf = NULL with capacity = 0 asks for the size). An id outside 0..vocab_size-1 fails
  * with KLC_ERR_INVALID_ARGUMENT, naming the id and its index, and writes nothing. */
-KLC_API int klc_tokenizer_decode(const klc_tokenizer *tok, const int32_t *ids, size_t n,
-                                 char *buf, size_t capacity, size_t *len_out);
+KLC_API int klc_tokenizer_decode(const klc_tokenizer *tok, const int32_t *ids, size_t n, char *buf,
+                                 size_t capacity, size_t *len_out);
 
 /* --- Training ------------------------------------------------------------------------- */
 
@@ -499,8 +498,7 @@ typedef struct klc_tokenizer_train_options {
     const klc_allocator *allocator; /* NULL: malloc/free */
 } klc_tokenizer_train_options;
 
-KLC_API int klc_tokenizer_train_options_init(klc_tokenizer_train_options *opts,
-                                             uint32_t version);
+KLC_API int klc_tokenizer_train_options_init(klc_tokenizer_train_options *opts, uint32_t version);
 
 /* Learns a byte-level BPE from the files (read as bytes; their contents are pre-tokenized
  * with the same pattern and invalid-UTF-8 rule as encoding, and pieces never span two
@@ -876,8 +874,8 @@ KLC_API int klc_sample_options_init(klc_sample_options *opts, uint32_t version);
  * id fails with KLC_ERR_INVALID_ARGUMENT and leaves the batch unchanged. A failure while
  * sampling (KLC_ERR_NUMERIC for logits that are NaN or infinite) leaves the batch empty.
  * The sampler stays usable either way. */
-KLC_API int klc_sampler_sample(klc_sampler *sampler, const klc_sample_options *opts,
-                               int32_t n_seq, klc_batch *out);
+KLC_API int klc_sampler_sample(klc_sampler *sampler, const klc_sample_options *opts, int32_t n_seq,
+                               klc_batch *out);
 
 /* ------------------------------------------------------------------------------------ */
 /* Features and targets                                                                 */
@@ -924,9 +922,9 @@ typedef struct klc_feature klc_feature;
  * Callbacks run on the calling thread, never concurrently and never re-entrantly. */
 #define KLC_FEATURE_OPS_VERSION 1
 typedef struct klc_feature_ops {
-    uint32_t version;  /* KLC_FEATURE_OPS_VERSION */
-    const char *name;  /* copied; shown in every message about the feature */
-    int32_t dim;       /* >= 1 */
+    uint32_t version; /* KLC_FEATURE_OPS_VERSION */
+    const char *name; /* copied; shown in every message about the feature */
+    int32_t dim;      /* >= 1 */
     int (*score_batch)(void *self, const klc_seq_batch *seqs, double *out /* [n*dim] */);
     void (*release)(void *self); /* optional */
 } klc_feature_ops;
@@ -1021,8 +1019,7 @@ KLC_API int klc_feature_score(klc_feature *feature, const klc_seq_batch *seqs, d
  * Duplicate entries with equal values are merged. Every word feature has dim 1. */
 
 /* 1 when the word (or phrase) occurs in the text, else 0. */
-KLC_API int klc_feature_word(const char *word, const klc_feature_options *opts,
-                             klc_feature **out);
+KLC_API int klc_feature_word(const char *word, const klc_feature_options *opts, klc_feature **out);
 /* 1 when any of words[0..n) occurs in the text, else 0 (n >= 1). */
 KLC_API int klc_feature_word_list(const char *const *words, size_t n,
                                   const klc_feature_options *opts, klc_feature **out);
@@ -1097,8 +1094,7 @@ KLC_API int klc_target_options_init(klc_target_options *opts, uint32_t version);
 
 /* An empty target P = a (no terms). base may be NULL for a caller that computes log a
  * itself and needs no model (klc_target_base then returns NULL). opts may be NULL. */
-KLC_API int klc_target_create(klc_model *base, const klc_target_options *opts,
-                              klc_target **out);
+KLC_API int klc_target_create(klc_model *base, const klc_target_options *opts, klc_target **out);
 /* KL-control's implicit target: log P = log a + r / beta, with reward a feature of dim 1
  * and beta > 0 finite. The result is an ordinary target: terms may be added to it. */
 KLC_API int klc_target_from_reward(klc_model *base, klc_feature *reward, double beta,
@@ -1111,27 +1107,22 @@ KLC_API void klc_target_destroy(klc_target *target);
 KLC_API int klc_target_add_pointwise(klc_target *target, klc_feature *feature);
 /* A moment constraint E_p[phi] = mu_bar (mu_bar[dim], finite, copied); its lambda starts
  * at 0. */
-KLC_API int klc_target_add_moment(klc_target *target, klc_feature *feature,
-                                  const double *mu_bar);
+KLC_API int klc_target_add_moment(klc_target *target, klc_feature *feature, const double *mu_bar);
 
 /* The base model given at creation (borrowed; may be NULL). */
 KLC_API klc_model *klc_target_base(const klc_target *target);
 /* Incremented by every change of P; 0 for NULL, >= 1 otherwise. */
 KLC_API uint64_t klc_target_version(const klc_target *target);
 
-enum {
-    KLC_TERM_POINTWISE = 1,
-    KLC_TERM_MOMENT = 2,
-    KLC_TERM_REWARD = 3
-};
+enum { KLC_TERM_POINTWISE = 1, KLC_TERM_MOMENT = 2, KLC_TERM_REWARD = 3 };
 
 /* One term of the target, for callers that lay out phi or lambda. */
 #define KLC_TERM_INFO_VERSION 1
 typedef struct klc_term_info {
-    uint32_t version;      /* set by the caller */
-    int32_t kind;          /* KLC_TERM_* */
-    const char *name;      /* the feature's name (borrowed) */
-    klc_feature *feature;  /* borrowed */
+    uint32_t version;     /* set by the caller */
+    int32_t kind;         /* KLC_TERM_* */
+    const char *name;     /* the feature's name (borrowed) */
+    klc_feature *feature; /* borrowed */
     int32_t dim;
     int32_t phi_offset;    /* first index of its values in phi, or -1 (pointwise) */
     int32_t lambda_offset; /* first index of its coefficients in lambda, or -1 */
@@ -1160,9 +1151,8 @@ KLC_API int klc_target_set_beta(klc_target *target, double beta);
  * outputs, each optional (NULL: not written): log_P_out [n], phi_out [n*phi_dim],
  * b_out [n] (1 when every pointwise constraint holds, else 0). A failing feature fails the
  * call (its status, with the feature named); outputs are then unspecified. */
-KLC_API int klc_target_log_prob(klc_target *target, const klc_seq_batch *seqs,
-                                const double *log_a, double *log_P_out, double *phi_out,
-                                unsigned char *b_out);
+KLC_API int klc_target_log_prob(klc_target *target, const klc_seq_batch *seqs, const double *log_a,
+                                double *log_P_out, double *phi_out, unsigned char *b_out);
 
 /* log P from values already computed (after a change of lambda or beta, without scoring
  * the features again): log_P_out[i] = log_a[i] + lambda . phi_i (reward dims weighted
@@ -1215,9 +1205,9 @@ enum {
 #define KLC_FIT_OPTIONS_VERSION 1
 typedef struct klc_fit_options {
     uint32_t version;
-    int32_t method;    /* KLC_FIT_*; default KLC_FIT_NEWTON */
-    double tol;        /* > 0; default 1e-4 (a Euclidean norm in the features' units) */
-    int32_t max_iter;  /* >= 1; default 0: 100 for Newton, 10000 for gradient steps */
+    int32_t method;   /* KLC_FIT_*; default KLC_FIT_NEWTON */
+    double tol;       /* > 0; default 1e-4 (a Euclidean norm in the features' units) */
+    int32_t max_iter; /* >= 1; default 0: 100 for Newton, 10000 for gradient steps */
     /* Newton: added to the covariance's diagonal, times its largest diagonal entry
      * (plus 1e-300), so that a flat direction cannot make the step infinite; >= 0,
      * default 1e-9. */
@@ -1230,27 +1220,27 @@ KLC_API int klc_fit_options_init(klc_fit_options *opts, uint32_t version);
 
 #define KLC_FIT_REPORT_VERSION 1
 typedef struct klc_fit_report {
-    uint32_t version;          /* set by the caller */
-    int32_t converged;         /* 1 when ||residual|| < tol */
-    int32_t iterations;        /* steps taken */
-    int32_t infeasible;        /* 1 when the target is outside what the samples reach */
-    int32_t infeasible_index;  /* the lambda index found outside its range, or -1 */
-    int64_t n_used;            /* samples with b_i = 1 and finite log_w_i */
-    double residual_norm;      /* ||mu_bar - mu_hat||_2 at the last lambda */
+    uint32_t version;         /* set by the caller */
+    int32_t converged;        /* 1 when ||residual|| < tol */
+    int32_t iterations;       /* steps taken */
+    int32_t infeasible;       /* 1 when the target is outside what the samples reach */
+    int32_t infeasible_index; /* the lambda index found outside its range, or -1 */
+    int64_t n_used;           /* samples with b_i = 1 and finite log_w_i */
+    double residual_norm;     /* ||mu_bar - mu_hat||_2 at the last lambda */
     /* The caller's buffer of klc_target_num_lambda doubles (NULL: not written):
      * mu_bar - mu_hat at the last lambda. */
     double *residual;
-    double ess;                /* (sum w)^2 / sum w^2 of the final weights */
-    double max_weight_share;   /* the largest w_i / sum w */
-    double spread;             /* max - min of lambda . phi_i over the samples used */
+    double ess;              /* (sum w)^2 / sum w^2 of the final weights */
+    double max_weight_share; /* the largest w_i / sum w */
+    double spread;           /* max - min of lambda . phi_i over the samples used */
 } klc_fit_report;
 
 /* Fits lambda (see above). phi [n*phi_dim] as klc_target_log_prob writes it; b [n] (NULL:
  * all 1); log_w [n] (NULL: all 0; -inf drops a sample; NaN and +inf are errors); opts and
  * report may be NULL. A target without moment terms is KLC_ERR_STATE. */
-KLC_API int klc_target_fit(klc_target *target, int64_t n, const double *phi,
-                           const unsigned char *b, const double *log_w,
-                           const klc_fit_options *opts, klc_fit_report *report);
+KLC_API int klc_target_fit(klc_target *target, int64_t n, const double *phi, const unsigned char *b,
+                           const double *log_w, const klc_fit_options *opts,
+                           klc_fit_report *report);
 
 /* ------------------------------------------------------------------------------------ */
 /* Objectives, the gradient-estimator core and estimation helpers                       */
@@ -1295,8 +1285,7 @@ KLC_API double klc_metrics_get(const klc_metrics *m, const char *name);
 KLC_API int32_t klc_metrics_count(const klc_metrics *m);
 /* Entry i (0 <= i < count) in insertion order; *name is borrowed until the entry is
  * removed by klc_metrics_clear or the table destroyed. Either output may be NULL. */
-KLC_API int klc_metrics_entry(const klc_metrics *m, int32_t i, const char **name,
-                              double *value);
+KLC_API int klc_metrics_entry(const klc_metrics *m, int32_t i, const char **name, double *value);
 /* Removes every entry (the memory is kept for reuse). */
 KLC_API int klc_metrics_clear(klc_metrics *m);
 
@@ -1326,11 +1315,11 @@ typedef struct klc_step_view {
     const int32_t *lengths;     /* [n_seq], each in 1..max_len */
     const int32_t *score_from;  /* [n_seq] prompt lengths, each in 1..lengths[i]; NULL: 1 */
     const int32_t *context_ids; /* [n_seq] contexts in 0..n_contexts-1, or NULL */
-    const double *logq;  /* proposal q, the distribution the sequences were drawn from */
-    const double *loga;  /* the base model a */
-    const double *logpi; /* the policy pi being trained, with its current parameters */
-    const double *logP;  /* the unnormalised target; -inf where P(x) = 0 */
-    const double *reward; /* the reward r(x) of reward-maximising objectives */
+    const double *logq;         /* proposal q, the distribution the sequences were drawn from */
+    const double *loga;         /* the base model a */
+    const double *logpi;        /* the policy pi being trained, with its current parameters */
+    const double *logP;         /* the unnormalised target; -inf where P(x) = 0 */
+    const double *reward;       /* the reward r(x) of reward-maximising objectives */
     const float *logq_tok, *loga_tok, *logpi_tok; /* per token */
     int32_t n_features;
     const double *phi; /* [n_seq*n_features] feature values, for objectives that want them */
@@ -1580,8 +1569,7 @@ KLC_API int klc_estimate_tv_target(int32_t n, const double *logP, const double *
                                    const double *logm, double log_z, double *out);
 /* KL(m||a) ~ mean_i(log m_i - log a_i) over samples x_i ~ m, e.g. KL(pi||a) (forgetting)
  * on samples of the policy. */
-KLC_API int klc_estimate_kl_sampled(int32_t n, const double *logm, const double *loga,
-                                    double *out);
+KLC_API int klc_estimate_kl_sampled(int32_t n, const double *logm, const double *loga, double *out);
 /* The effective sample size of the importance weights P/q, (sum w)^2 / sum w^2 in 0..n
  * (0 when every P is 0), and the largest weight's share max w / sum w (0 when every P is
  * 0). Either output may be NULL. */
@@ -1717,13 +1705,13 @@ typedef struct klc_trainer_options {
     int32_t micro_batch; /* sequences per forward-backward; 0 (default): batch_size */
     /* The training sampler (klc_sample_options' meanings). Defaults: pure ancestral
      * (temperature 1, top_k 0, top_p 1), which objectives needing full support require. */
-    int32_t max_len;        /* sequence length, prompt included; 0: min(64, n_ctx) */
-    int32_t max_new_tokens; /* 0 (default): until max_len */
-    int32_t eos_id;         /* default 50256; -1: none */
-    int32_t bos_id;         /* default 50256 */
-    double temperature;     /* default 1 */
-    int32_t top_k;          /* default 0 */
-    double top_p;           /* default 1 */
+    int32_t max_len;         /* sequence length, prompt included; 0: min(64, n_ctx) */
+    int32_t max_new_tokens;  /* 0 (default): until max_len */
+    int32_t eos_id;          /* default 50256; -1: none */
+    int32_t bos_id;          /* default 50256 */
+    double temperature;      /* default 1 */
+    int32_t top_k;           /* default 0 */
+    double top_p;            /* default 1 */
     int32_t proposal;        /* KLC_PROPOSAL_*; default KLC_PROPOSAL_ON_POLICY */
     int32_t proposal_period; /* >= 0; 0 (default): z_period */
     int32_t z_period;        /* steps between Z checks, >= 1; default 10 */
@@ -1771,14 +1759,14 @@ KLC_API int klc_trainer_evaluate(klc_trainer *trainer, klc_metrics *out);
 /* What the trainer's step touches, in bytes. */
 #define KLC_TRAINER_MEMORY_VERSION 1
 typedef struct klc_trainer_memory_info {
-    uint32_t version;        /* set by the caller */
-    size_t policy_bytes;     /* the policy: parameters, gradients, training and inference
-                                work buffers (klc_model_memory) */
-    size_t base_bytes;       /* the base model: parameters and inference buffers */
-    size_t proposal_bytes;   /* the off-policy proposal copy; 0 on-policy */
-    size_t optimizer_bytes;  /* the optimizer's state (klc_optimizer_state_size) */
-    size_t sampler_bytes;    /* KV caches and sampling buffers */
-    size_t batch_bytes;      /* batches, texts and per-step arrays */
+    uint32_t version;       /* set by the caller */
+    size_t policy_bytes;    /* the policy: parameters, gradients, training and inference
+                               work buffers (klc_model_memory) */
+    size_t base_bytes;      /* the base model: parameters and inference buffers */
+    size_t proposal_bytes;  /* the off-policy proposal copy; 0 on-policy */
+    size_t optimizer_bytes; /* the optimizer's state (klc_optimizer_state_size) */
+    size_t sampler_bytes;   /* KV caches and sampling buffers */
+    size_t batch_bytes;     /* batches, texts and per-step arrays */
     size_t total_bytes;
 } klc_trainer_memory_info;
 

@@ -20,7 +20,6 @@
 /* Helpers                                                                              */
 /* ------------------------------------------------------------------------------------ */
 
-
 static char *path_in(const char *dir, const char *file) {
     size_t n = strlen(dir) + strlen(file) + 2;
     char *p = malloc(n);

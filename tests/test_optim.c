@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static klc_optimizer_options defaults(void) {
     klc_optimizer_options o;
     ck_klc(klc_optimizer_options_init(&o, KLC_OPTIMIZER_OPTIONS_VERSION));

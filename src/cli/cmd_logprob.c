@@ -12,14 +12,13 @@
 #define BATCH_LINES 64
 
 static void help(FILE *f) {
-    fprintf(f,
-            "usage: klc logprob --model DIR [--threads N] [FILE]\n\n"
-            "Reads sequences of token ids, one sequence per line, ids separated by spaces\n"
-            "(standard input without FILE), and prints one JSON object per line:\n"
-            "  {\"logprob\": <sum>, \"token_logprobs\": [...]}\n"
-            "where token_logprobs[i] = log p(x[i+1] | x[0..i]) under the model and logprob is\n"
-            "their sum (in double precision). DIR is a Hugging Face GPT-2 directory\n"
-            "(config.json + model.safetensors).\n");
+    fprintf(f, "usage: klc logprob --model DIR [--threads N] [FILE]\n\n"
+               "Reads sequences of token ids, one sequence per line, ids separated by spaces\n"
+               "(standard input without FILE), and prints one JSON object per line:\n"
+               "  {\"logprob\": <sum>, \"token_logprobs\": [...]}\n"
+               "where token_logprobs[i] = log p(x[i+1] | x[0..i]) under the model and logprob is\n"
+               "their sum (in double precision). DIR is a Hugging Face GPT-2 directory\n"
+               "(config.json + model.safetensors).\n");
 }
 
 typedef struct line_batch {
@@ -65,14 +64,15 @@ static int parse_line(const char *path, long lineno, char *line, int32_t *out, i
     return n == 0 ? -1 : n;
 }
 
-static int flush_batch(klc_model *m, int32_t *rows, int32_t *lengths, int n, int n_ctx,
-                       float *lp, double *seq) {
+static int flush_batch(klc_model *m, int32_t *rows, int32_t *lengths, int n, int n_ctx, float *lp,
+                       double *seq) {
     int32_t max_len = 1;
     for (int i = 0; i < n; i++) max_len = lengths[i] > max_len ? lengths[i] : max_len;
     /* Rows are stored n_ctx apart; score them in place with that stride as max_len would
      * waste work, so compact them to max_len first. */
     for (int i = 1; i < n; i++)
-        memmove(rows + (size_t)i * max_len, rows + (size_t)i * n_ctx, sizeof(int32_t) * (size_t)lengths[i]);
+        memmove(rows + (size_t)i * max_len, rows + (size_t)i * n_ctx,
+                sizeof(int32_t) * (size_t)lengths[i]);
     klc_seqs s = {n, max_len, rows, lengths, NULL, NULL};
     klc_forward_options o;
     klc_forward_options_init(&o, KLC_FORWARD_OPTIONS_VERSION);

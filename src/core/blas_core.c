@@ -8,7 +8,9 @@
 
 char *openblas_get_corename(void);
 
-const char *klc_blas_core(void) { return openblas_get_corename(); }
+const char *klc_blas_core(void) {
+    return openblas_get_corename();
+}
 
 const char *klc_blas_suggested_core(void) {
     const char *core = openblas_get_corename();
