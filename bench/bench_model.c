@@ -224,7 +224,7 @@ int main(int argc, char **argv) {
                 dec1[ti][r] = time_decode(m, s, 1, n_new, logits);
                 dec32[ti][r] = time_decode(m, s, 32, n_new, logits);
             }
-        double params_bytes = 4.0 * (double)mem.params_bytes / 4.0;
+        double params_bytes = (double)mem.params_bytes;
         for (int ti = 0; ti < n_threads; ti++) {
             int t = threads_list[ti];
             klc_set_num_threads(t);

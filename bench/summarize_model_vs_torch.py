@@ -36,8 +36,16 @@ rows = [
     ("decode b1 tokens/s", "decode_b1_tokens_per_s", "decode_b1_tokens_per_s"),
     ("decode b32 tokens/s", "decode_b32_tokens_per_s", "decode_b32_tokens_per_s"),
 ]
-print("| shape | threads | measure | klc | PyTorch | klc / PyTorch |")
-print("|---|---|---|---:|---:|---:|")
+def paired_ratio(kk, tk, shape, t):
+    """Median over rounds of klc / PyTorch measured back to back in the same round: robust to
+    load that changes between rounds (the lists are in round order)."""
+    a, b = klc.get((shape, t, kk), []), torch.get((shape, t, tk), [])
+    r = [x / y for x, y in zip(a, b) if y]
+    return statistics.median(r) if r else float("nan")
+
+
+print("| shape | threads | measure | klc | PyTorch | ratio of medians | median of per-round ratios |")
+print("|---|---|---|---:|---:|---:|---:|")
 for shape in ("small", "gpt2"):
     for t in (1, 2):
         n = len(klc.get((shape, t, "train_tokens_per_s"), []))
@@ -45,10 +53,11 @@ for shape in ("small", "gpt2"):
             continue
         for label, kk, tk in rows:
             a, b = med(klc, (shape, t, kk)), med(torch, (shape, t, tk))
-            print("| %s | %d | %s | %.1f | %.1f | %.2f |" % (shape, t, label, a, b, a / b))
-        print("| %s | %d | train / same-run sgemm rate | %.2f | | |"
+            print("| %s | %d | %s | %.1f | %.1f | %.2f | %.2f |"
+                  % (shape, t, label, a, b, a / b, paired_ratio(kk, tk, shape, t)))
+        print("| %s | %d | train / same-run sgemm rate | %.2f | | | |"
               % (shape, t, med(klc, (shape, t, "train_vs_sgemm"))))
-        print("| %s | %d | decode b1 / weight-streaming bound (%.1f tok/s at %.1f GB/s) | %.2f | | |"
+        print("| %s | %d | decode b1 / weight-streaming bound (%.1f tok/s at %.1f GB/s) | %.2f | | | |"
               % (shape, t, med(klc, (shape, t, "decode_b1_bound_tokens_per_s")),
                  med(klc, (shape, t, "bandwidth_gbs")), med(klc, (shape, t, "decode_b1_vs_bound"))))
-        print("| %s | %d | rounds | %d | | |" % (shape, t, n))
+        print("| %s | %d | rounds | %d | | | |" % (shape, t, n))

@@ -83,17 +83,22 @@ static inline float gelu(float x) {
     return 0.5f * x * (1.0f + fast_tanhf(u));
 }
 
-/* The element-wise kernels split their range across threads by hand and run a plain simd
- * loop on each part: with `parallel for simd` GCC ran the scalar version whenever the
- * region's `if` kept it on one thread. */
-typedef struct span {
-    int64_t lo, hi;
-} span;
+/* The element-wise kernels run a plain simd loop on a contiguous part of the range per
+ * thread (split_range): with `parallel for simd` GCC ran the scalar version whenever the
+ * region's `if` kept it on one thread. Each takes (a, b, n); b is NULL where unused. */
+typedef void (*span_fn)(float *restrict a, const float *restrict b, int64_t n);
 
-static inline span thread_span(int64_t n) {
-    int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    span sp = {n * t / nt, n * (t + 1) / nt};
-    return sp;
+static void split_range(span_fn f, float *a, const float *b, int64_t n) {
+    if (n <= KLC_PAR_MIN_WORK) {
+        f(a, b, n);
+        return;
+    }
+#pragma omp parallel
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+        f(a + lo, b ? b + lo : NULL, hi - lo);
+    }
 }
 
 static KLC_HOT void gelu_span(float *restrict out, const float *restrict inp, int64_t n) {
@@ -101,7 +106,8 @@ static KLC_HOT void gelu_span(float *restrict out, const float *restrict inp, in
     for (int64_t i = 0; i < n; i++) out[i] = gelu(inp[i]);
 }
 
-static KLC_HOT void gelu_inplace_span(float *x, int64_t n) {
+static KLC_HOT void gelu_inplace_span(float *restrict x, const float *restrict unused, int64_t n) {
+    (void)unused;
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) x[i] = gelu(x[i]);
 }
@@ -128,39 +134,23 @@ static KLC_HOT void add_span(float *restrict a, const float *restrict b, int64_t
 }
 
 void klc_gelu_forward(float *restrict out, const float *restrict inp, int64_t n) {
-    if (n <= KLC_PAR_MIN_WORK) {
-        gelu_span(out, inp, n);
-        return;
-    }
-#pragma omp parallel
-    {
-        span sp = thread_span(n);
-        gelu_span(out + sp.lo, inp + sp.lo, sp.hi - sp.lo);
-    }
+    split_range(gelu_span, out, inp, n);
 }
 
 void klc_gelu_forward_inplace(float *x, int64_t n) {
-    if (n <= KLC_PAR_MIN_WORK) {
-        gelu_inplace_span(x, n);
-        return;
-    }
-#pragma omp parallel
-    {
-        span sp = thread_span(n);
-        gelu_inplace_span(x + sp.lo, sp.hi - sp.lo);
-    }
+    split_range(gelu_inplace_span, x, NULL, n);
 }
 
 void klc_gelu_backward(float *restrict d, const float *restrict inp, int64_t n) {
-    if (n <= KLC_PAR_MIN_WORK) {
-        gelu_backward_span(d, inp, n);
-        return;
-    }
-#pragma omp parallel
-    {
-        span sp = thread_span(n);
-        gelu_backward_span(d + sp.lo, inp + sp.lo, sp.hi - sp.lo);
-    }
+    split_range(gelu_backward_span, d, inp, n);
+}
+
+void klc_add_inplace(float *a, const float *b, int64_t n) {
+    split_range(add_span, a, b, n);
+}
+
+void klc_mul_inplace(float *a, const float *b, int64_t n) {
+    split_range(mul_span, a, b, n);
 }
 
 KLC_HOT void klc_fill_rows(float *out, const float *bias, int64_t R, int N) {
@@ -186,18 +176,6 @@ KLC_HOT void klc_bias_backward(float *dbias, const float *dout, int64_t R, int N
     }
 }
 
-void klc_add_inplace(float *a, const float *b, int64_t n) {
-    if (n <= KLC_PAR_MIN_WORK) {
-        add_span(a, b, n);
-        return;
-    }
-#pragma omp parallel
-    {
-        span sp = thread_span(n);
-        add_span(a + sp.lo, b + sp.lo, sp.hi - sp.lo);
-    }
-}
-
 KLC_HOT float klc_row_logsumexp(const float *row, int V) {
     float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
@@ -206,16 +184,4 @@ KLC_HOT float klc_row_logsumexp(const float *row, int V) {
 #pragma omp simd reduction(+ : s)
     for (int i = 0; i < V; i++) s += klc_fast_expf(row[i] - mx);
     return mx + logf(s);
-}
-
-void klc_mul_inplace(float *a, const float *b, int64_t n) {
-    if (n <= KLC_PAR_MIN_WORK) {
-        mul_span(a, b, n);
-        return;
-    }
-#pragma omp parallel
-    {
-        span sp = thread_span(n);
-        mul_span(a + sp.lo, b + sp.lo, sp.hi - sp.lo);
-    }
 }

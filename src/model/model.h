@@ -24,9 +24,7 @@ typedef struct klc_model_tensors {
 
 /* Work buffers, planned from (n_seq, max_len, training) and grown only at call starts. */
 typedef struct klc_workspace {
-    int32_t n_seq, max_len; /* capacity */
-    int training;
-    float *block; /* one allocation */
+    float *block; /* one allocation; the capacity is acts->cap */
     size_t bytes;
     size_t activation_bytes, scratch_bytes;
     struct klc_activations *acts; /* views into block (model_forward.c) */

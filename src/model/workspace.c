@@ -147,11 +147,8 @@ int klc_workspace_ensure(klc_model *m, const klc_ws_shape *need) {
     w->acts = a;
     w->block = (float *)block;
     w->bytes = measure.used;
-    w->training = want.training;
     w->activation_bytes = want.training ? act_bytes : 0;
     w->scratch_bytes = measure.used - w->activation_bytes;
-    w->n_seq = want.n_seq;
-    w->max_len = want.tmax;
     m->fwd_valid = 0;
     return KLC_OK;
 }

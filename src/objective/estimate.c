@@ -57,15 +57,22 @@ int klc_estimate_log_z(int32_t n, const double *logP, const double *logq, double
     return KLC_OK;
 }
 
-int klc_estimate_proposal_criterion(int32_t n, const double *logP, const double *logq,
-                                    const double *logpi, double log_z, double *out) {
-    static const char fn[] = "klc_estimate_proposal_criterion";
+/* The checks shared by the estimators over (log P, log q, log m) with a Z estimate. */
+static int check_target_args(const char *fn, int32_t n, const double *logP, const double *logq,
+                             const char *m_name, const double *logm, double log_z,
+                             const double *out) {
     KLC_TRY(check_out(fn, out));
     KLC_TRY(check_n(fn, n));
     KLC_TRY(check(fn, "logP", logP, n, 1));
     KLC_TRY(check(fn, "logq", logq, n, 0));
-    KLC_TRY(check(fn, "logpi", logpi, n, 0));
-    KLC_TRY(check_log_z(fn, log_z));
+    KLC_TRY(check(fn, m_name, logm, n, 0));
+    return check_log_z(fn, log_z);
+}
+
+int klc_estimate_proposal_criterion(int32_t n, const double *logP, const double *logq,
+                                    const double *logpi, double log_z, double *out) {
+    static const char fn[] = "klc_estimate_proposal_criterion";
+    KLC_TRY(check_target_args(fn, n, logP, logq, "logpi", logpi, log_z, out));
     double s = 0;
     for (int32_t i = 0; i < n; i++)
         if (logP[i] != -INFINITY) s += exp(logP[i] - logq[i] - log_z) * (logq[i] - logpi[i]);
@@ -76,12 +83,7 @@ int klc_estimate_proposal_criterion(int32_t n, const double *logP, const double 
 int klc_estimate_kl_target(int32_t n, const double *logP, const double *logq, const double *logm,
                            double log_z, double *out) {
     static const char fn[] = "klc_estimate_kl_target";
-    KLC_TRY(check_out(fn, out));
-    KLC_TRY(check_n(fn, n));
-    KLC_TRY(check(fn, "logP", logP, n, 1));
-    KLC_TRY(check(fn, "logq", logq, n, 0));
-    KLC_TRY(check(fn, "logm", logm, n, 0));
-    KLC_TRY(check_log_z(fn, log_z));
+    KLC_TRY(check_target_args(fn, n, logP, logq, "logm", logm, log_z, out));
     double s = 0;
     for (int32_t i = 0; i < n; i++)
         if (logP[i] != -INFINITY) s += exp(logP[i] - logq[i] - log_z) * (logP[i] - logm[i]);
@@ -92,12 +94,7 @@ int klc_estimate_kl_target(int32_t n, const double *logP, const double *logq, co
 int klc_estimate_tv_target(int32_t n, const double *logP, const double *logq, const double *logm,
                            double log_z, double *out) {
     static const char fn[] = "klc_estimate_tv_target";
-    KLC_TRY(check_out(fn, out));
-    KLC_TRY(check_n(fn, n));
-    KLC_TRY(check(fn, "logP", logP, n, 1));
-    KLC_TRY(check(fn, "logq", logq, n, 0));
-    KLC_TRY(check(fn, "logm", logm, n, 0));
-    KLC_TRY(check_log_z(fn, log_z));
+    KLC_TRY(check_target_args(fn, n, logP, logq, "logm", logm, log_z, out));
     double s = 0;
     for (int32_t i = 0; i < n; i++)
         s += fabs(exp(logm[i] - logq[i]) - exp(logP[i] - logq[i] - log_z));
