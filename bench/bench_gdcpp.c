@@ -17,7 +17,9 @@
  *
  * and, as a check that the handles are used as the library itself uses them, the same
  * step through klc_trainer_step (z_period 1, so a Z check on every batch; it also computes
- * its metrics), timed end to end only.
+ * its metrics), timed end to end only; and, as the yardstick, the dense products of the
+ * forward/backward phase over the 64 x 39 predicted positions straight through
+ * cblas_sgemm (bench/sgemm_yardstick.h), in the same process.
  *
  *   bench_gdcpp [--threads 1,2] [--steps N] [--json] [--round R]
  *
@@ -31,6 +33,7 @@
 
 #include "core/blas_core.h"
 #include "klc.h"
+#include "sgemm_yardstick.h"
 
 enum { N_LAYER = 4, N_HEAD = 4, N_EMBD = 256, VOCAB = 8192, N_CTX = 64 };
 enum { BATCH = 64, SEQ_LEN = 40, BOS = 0, LOW_IDS = 128 };
@@ -267,20 +270,30 @@ static double trained_step(trained *t) {
     return now() - t0;
 }
 
+/* Rows of the products: the positions that predict a token. */
+#define PRED_ROWS (BATCH * (SEQ_LEN - 1))
+
 static void report(int json, int round, int threads, int step, const step_times *s,
-                   double trainer_s, double load) {
+                   double trainer_s, double sgemm_s, double load) {
     if (json) {
         printf("{\"impl\":\"klc\",\"round\":%d,\"threads\":%d,\"step\":%d,\"load\":%.2f,"
                "\"sample_s\":%.5f,\"score_s\":%.5f,\"fwdbwd_s\":%.5f,\"update_s\":%.5f,"
-               "\"total_s\":%.5f,\"trainer_s\":%.5f,\"b_mean\":%.4f,\"log_z\":%.4f,"
+               "\"total_s\":%.5f,\"trainer_s\":%.5f,\"sgemm_s\":%.5f,\"sgemm_gflops\":%.2f,"
+               "\"b_mean\":%.4f,\"log_z\":%.4f,"
                "\"loss\":%.5f,\"batch\":%d,\"seq_len\":%d}\n",
                round, threads, step, load, s->sample, s->score, s->fwdbwd, s->update, s->total,
-               trainer_s, s->b_mean, s->log_z, s->loss, BATCH, SEQ_LEN);
+               trainer_s, sgemm_s,
+               yardstick_flops(PRED_ROWS, N_LAYER, N_EMBD, VOCAB) / sgemm_s / 1e9, s->b_mean,
+               s->log_z, s->loss, BATCH, SEQ_LEN);
     } else {
-        printf("klc threads %d step %d (load %.2f): samples/s  sample %7.1f  score %7.1f  fwdbwd "
-               "%7.1f  update %7.1f  | step %6.1f  trainer %6.1f | b_mean %.3f log Z %.3f\n",
-               threads, step, load, BATCH / s->sample, BATCH / s->score, BATCH / s->fwdbwd,
-               BATCH / s->update, BATCH / s->total, BATCH / trainer_s, s->b_mean, s->log_z);
+        printf(
+            "klc threads %d step %d (load %.2f): samples/s  sample %7.1f  score %7.1f  fwdbwd "
+            "%7.1f  update %7.1f  | step %6.1f  trainer %6.1f | sgemm %.1f GFLOP/s | b_mean %.3f "
+            "log Z %.3f\n",
+            threads, step, load, BATCH / s->sample, BATCH / s->score, BATCH / s->fwdbwd,
+            BATCH / s->update, BATCH / s->total, BATCH / trainer_s,
+            yardstick_flops(PRED_ROWS, N_LAYER, N_EMBD, VOCAB) / sgemm_s / 1e9, s->b_mean,
+            s->log_z);
     }
     fflush(stdout);
 }
@@ -320,12 +333,17 @@ int main(int argc, char **argv) {
     trained t;
     phased_init(&p, feature);
     trained_init(&t, feature);
+    const size_t yard = yardstick_floats(PRED_ROWS, N_EMBD, VOCAB);
+    float *ya = calloc(yard, sizeof(float)), *yb = calloc(yard, sizeof(float)),
+          *yc = calloc(yard, sizeof(float));
+    if (!ya || !yb || !yc) return fprintf(stderr, "out of memory\n"), 1;
 
     for (int ti = 0; ti < n_threads; ti++) { /* warm-up: first-touch, thread pools */
         check(klc_set_num_threads(threads_list[ti]), "klc_set_num_threads");
         step_times s;
         phased_step(&p, &s);
         trained_step(&t);
+        yardstick_step_seconds(PRED_ROWS, N_LAYER, N_EMBD, VOCAB, ya, yb, yc);
     }
     for (int k = 0; k < steps; k++)
         for (int ti = 0; ti < n_threads; ti++) {
@@ -341,8 +359,10 @@ int main(int argc, char **argv) {
                 phased_step(&p, &s);
                 tr = trained_step(&t);
             }
-            report(json, round, th, k, &s, tr, load);
+            const double sg = yardstick_step_seconds(PRED_ROWS, N_LAYER, N_EMBD, VOCAB, ya, yb, yc);
+            report(json, round, th, k, &s, tr, sg, load);
         }
+    free(ya), free(yb), free(yc);
     trained_free(&t);
     phased_free(&p);
     klc_feature_destroy(feature);

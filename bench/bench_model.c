@@ -14,6 +14,7 @@
 
 #include "core/blas_core.h"
 #include "klc.h"
+#include "sgemm_yardstick.h"
 
 typedef struct shape {
     const char *name;
@@ -125,32 +126,12 @@ static double time_decode(klc_model *m, const shape *s, int rows, int n_new, flo
 /* The same products as one training step's dense layers, straight through sgemm with the
  * layouts the model uses: the yardstick for "fraction of the sgemm rate". */
 static double time_sgemm_step(const shape *s, float *A, float *B, float *Cm) {
-    const int M = s->train_seqs * s->train_len, C = s->n_embd, V = s->vocab;
-    const int kn[4][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}};
-    double t0 = now();
-    for (int l = 0; l < s->n_layer; l++)
-        for (int p = 0; p < 4; p++) {
-            int K = kn[p][0], N = kn[p][1];
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, A, K, B, N, 0, Cm,
-                        N);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1, Cm, N, B, N, 0, A, K);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1, A, K, Cm, N, 1, B, N);
-        }
-    /* LM head in logit chunks of the model's size: forward, dH, dwte. */
-    int chunk = (int)((64u << 20) / (4u * (unsigned)V));
-    if (chunk > M) chunk = M;
-    for (int r = 0; r < M; r += chunk) {
-        int n = M - r < chunk ? M - r : chunk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, C, 1, A, C, B, C, 0, Cm, V);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, V, 1, Cm, V, B, C, 0, A, C);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, n, 1, Cm, V, A, C, 1, B, C);
-    }
-    return now() - t0;
+    return yardstick_step_seconds(s->train_seqs * s->train_len, s->n_layer, s->n_embd, s->vocab, A,
+                                  B, Cm);
 }
 
 static double dense_flops(const shape *s) {
-    double M = (double)s->train_seqs * s->train_len, C = s->n_embd;
-    return 3.0 * 2.0 * M * (s->n_layer * 12.0 * C * C + (double)s->vocab * C);
+    return yardstick_flops(s->train_seqs * s->train_len, s->n_layer, s->n_embd, s->vocab);
 }
 
 /* Triad a = b + k c over buffers far larger than the caches: GB/s of bytes moved. */
@@ -210,9 +191,7 @@ int main(int argc, char **argv) {
         klc_model_memory(m, &mem);
         float *logits = malloc(sizeof(float) * 32 * (size_t)s->vocab);
         /* Big enough for every operand of time_sgemm_step, logit chunks included. */
-        size_t big = (size_t)(4 * s->n_embd) * (size_t)(s->vocab > M ? s->vocab : M);
-        if (big < ((size_t)64 << 20) / 4 + (size_t)s->vocab)
-            big = ((size_t)64 << 20) / 4 + (size_t)s->vocab;
+        size_t big = yardstick_floats(M, s->n_embd, s->vocab);
         float *A = calloc(big, 4), *B = calloc(big, 4), *Cm = calloc(big, 4);
         double train[4][16], dec1[4][16], dec32[4][16], gemm[4][16];
         for (int r = 0; r < reps; r++)

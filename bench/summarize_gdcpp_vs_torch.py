@@ -2,20 +2,29 @@
 
 Samples per second of a phase = 64 / (median seconds of that phase over every measured
 step). The per-round ratio compares the two sides' medians within one round (measured
-back to back), which is robust to load that changes between rounds."""
+back to back), which is robust to load that changes between rounds.
+
+GFLOP/s count the matrix products each phase needs over the 64 x 39 positions that predict
+a token, 2 FLOPs per multiply-add: one forward (2 P per position, P = the parameters in
+products, 12 L C^2 + V C) for sampling and for scoring, three forwards' worth for the
+forward/backward; attention's products (under 1% at 40 tokens) are left out. The
+yardstick is klc's timing of the forward/backward's products through cblas_sgemm in the
+same process (bench/sgemm_yardstick.h)."""
 import json
 import statistics
 import sys
 from collections import defaultdict
 
 steps = defaultdict(list)  # (impl, threads) -> records
-batch = 64
+batch, seq_len = 64, 40
+P = 4 * 12 * 256 * 256 + 8192 * 256
 for line in open(sys.argv[1]):
     line = line.strip()
     if line.startswith("{"):
         d = json.loads(line)
         steps[(d["impl"], d["threads"])].append(d)
-        batch = d.get("batch", batch)
+        batch, seq_len = d.get("batch", batch), d.get("seq_len", seq_len)
+FORWARDS = {"sample_s": 1, "score_s": 1, "fwdbwd_s": 3, "total_s": 5}
 
 
 def rate(recs, key):
@@ -46,6 +55,21 @@ for t in sorted({t for (_, t) in steps}):
         rr = sorted(ka[r] / pa[r] for r in ka if r in pa)
         print("| %d | %s | %.1f | %.1f | %.2f | %.2f (%.2f-%.2f) |"
               % (t, label, a, b, a / b, statistics.median(rr), rr[0], rr[-1]))
+    rows = batch * (seq_len - 1)
+    sg = [r["sgemm_gflops"] for r in k if "sgemm_gflops" in r]
+    ysg = statistics.median(sg) if sg else float("nan")
+    for label, key in phases:
+        if key not in FORWARDS:
+            continue
+        fl = FORWARDS[key] * 2 * P * rows
+        a, b = rate(k, key) / batch * fl / 1e9, rate(p, key) / batch * fl / 1e9
+        print("| %d | %s GFLOP/s (fraction of the same-run sgemm rate) | %.1f (%.2f) | %.1f (%.2f) "
+              "| | |" % (t, label.split(" (")[0], a, a / ysg, b, b / ysg))
+    need = 2 * rate(p, "total_s") / batch * FORWARDS["total_s"] * 2 * P * rows / 1e9
+    print("| %d | end-to-end GFLOP/s klc would need for 2x PyTorch (fraction of sgemm) | %.1f (%.2f) "
+          "| | | |" % (t, need, need / ysg))
+    print("| %d | same-run sgemm rate on the forward/backward's products, GFLOP/s | %.1f | | | |"
+          % (t, ysg))
     a = rate(k, "trainer_s")
     print("| %d | klc_trainer_step end to end | %.1f | | %.2f | |" % (t, a, a / rate(p, "total_s")))
     loads = sorted(r["load"] for r in k + p)
