@@ -7,8 +7,10 @@ GPT-2 of bench/torch_reference.py (Hugging Face's architecture, plain torch modu
 
   sample   64 sequences of 40 tokens (a start token, then 39 tokens) by pure ancestral
            sampling under no_grad, batched, with a past_key_values-style KV cache (keys and
-           values concatenated per layer at every step); log q(x) = sum of the sampled
-           tokens' log-probabilities
+           values concatenated per layer at every step), each token drawn by inverting the
+           cumulative distribution at a uniform as klc does (--multinomial:
+           torch.multinomial, as Hugging Face's generate does, which costs far more on
+           CPU); log q(x) = sum of the sampled tokens' log-probabilities
   score    log a(x) of the frozen base model under no_grad (one forward over the batch),
            log P = log a + log b with b(x) = 1 when a generated token has an id below 128,
            log Z = logsumexp(log P - log q) - log N on the batch
@@ -45,8 +47,20 @@ def load_average():
         return float(f.read().split()[0])
 
 
+def draw_inverse_cdf(probs):
+    """One token per row by inverting the cumulative distribution at a uniform: klc's
+    method, and much cheaper than torch.multinomial on CPU (see --multinomial)."""
+    cdf = probs.cumsum(dim=-1)
+    u = torch.rand(probs.shape[0], 1) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u).clamp_(max=probs.shape[1] - 1)
+
+
+def draw_multinomial(probs):
+    return torch.multinomial(probs, 1)
+
+
 @torch.no_grad()
-def sample(model, B, L):
+def sample(model, B, L, draw=draw_inverse_cdf):
     """Ancestral sampling with the cache; returns tokens [B, L] and log q [B] (float64)."""
     idx = torch.full((B, 1), BOS, dtype=torch.long)
     logits, past = model(idx)
@@ -54,7 +68,7 @@ def sample(model, B, L):
     logq = torch.zeros(B, dtype=torch.float64)
     for t in range(L - 1):
         logp = F.log_softmax(logits[:, -1, :], dim=-1)
-        nxt = torch.multinomial(logp.exp(), 1)
+        nxt = draw(logp.exp())
         logq += logp.gather(1, nxt).squeeze(1).double()
         out.append(nxt)
         if t < L - 2:  # the last token needs no forward
@@ -76,7 +90,8 @@ def log_b(tokens):
 
 
 class Step:
-    def __init__(self, foreach):
+    def __init__(self, foreach, multinomial):
+        self.draw = draw_multinomial if multinomial else draw_inverse_cdf
         torch.manual_seed(1)
         self.base = GPT2(N_LAYER, N_EMBD, VOCAB, N_HEAD, N_CTX)
         self.policy = GPT2(N_LAYER, N_EMBD, VOCAB, N_HEAD, N_CTX)
@@ -87,7 +102,7 @@ class Step:
 
     def run(self):
         t0 = time.perf_counter()
-        tokens, logq = sample(self.policy, BATCH, SEQ_LEN)
+        tokens, logq = sample(self.policy, BATCH, SEQ_LEN, self.draw)
         t1 = time.perf_counter()
         with torch.no_grad():
             loga = seq_logprob(self.base, tokens).double()
@@ -116,10 +131,12 @@ def main():
     ap.add_argument("--steps", type=int, default=3, help="measured steps per thread count")
     ap.add_argument("--round", type=int, default=0, help="label for the JSON lines")
     ap.add_argument("--no-foreach", action="store_true", help="Adam's single-tensor path")
+    ap.add_argument("--multinomial", action="store_true",
+                    help="draw with torch.multinomial (Hugging Face's generate) instead")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
-    step = Step(foreach=not args.no_foreach)
+    step = Step(foreach=not args.no_foreach, multinomial=args.multinomial)
     for t in threads:  # warm-up: allocator, OpenMP pools, Adam's state
         torch.set_num_threads(t)
         step.run()
@@ -131,7 +148,8 @@ def main():
             if args.json:
                 rec = {"impl": "torch", "round": args.round, "threads": t, "step": k,
                        "load": load, "batch": BATCH, "seq_len": SEQ_LEN,
-                       "foreach": not args.no_foreach, "torch": torch.__version__,
+                       "foreach": not args.no_foreach,
+                       "draw": "multinomial" if args.multinomial else "inverse_cdf", "torch": torch.__version__,
                        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "")}
                 rec.update(r)
                 print(json.dumps(rec), flush=True)
