@@ -1,0 +1,30 @@
+/* Checkpoint layout shared by writing (checkpoint.c) and reading (resume.c); the format
+ * is documented in docs/checkpoints.md. */
+#ifndef KLC_TRAIN_CHECKPOINT_H
+#define KLC_TRAIN_CHECKPOINT_H
+
+#include "trainer.h"
+
+#define KLC_CKPT_DIR        "checkpoints"
+#define KLC_CKPT_PREFIX     "step-"
+#define KLC_CKPT_STATE_FILE "trainer_state.bin"
+#define KLC_CKPT_FORMAT     "klc-trainer-state"
+enum { KLC_CKPT_STEP_DIGITS = 12, KLC_CKPT_PATH_MAX = 4096 };
+
+/* The sections of trainer_state.bin. */
+#define KLC_SEC_META        "meta"          /* JSON: what the state belongs to */
+#define KLC_SEC_OPTIMIZER   "optimizer"     /* klc_optimizer_save_state's blob */
+#define KLC_SEC_OBJECTIVE   "objective"     /* klc_objective_save_state's blob */
+#define KLC_SEC_Z_LOG_SUM   "z.log_sum"     /* float64 [contexts] */
+#define KLC_SEC_Z_CHECKS    "z.checks"      /* int64 [contexts] */
+#define KLC_SEC_LAMBDA      "target.lambda" /* float64 [num_lambda] */
+#define KLC_SEC_TARGET_BETA "target.beta"   /* float64 [1], targets from a reward */
+#define KLC_SEC_PROPOSAL    "proposal"      /* float32 [n_params], off-policy */
+
+/* Whether name is "step-" followed by exactly 12 digits; *step receives the number. */
+int klc_ckpt_parse_name(const char *name, int64_t *step);
+
+/* The run directory's checkpoints folder into buf. */
+int klc_ckpt_dir(const char *run_dir, char *buf, size_t cap);
+
+#endif
