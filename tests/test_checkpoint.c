@@ -321,7 +321,8 @@ START_TEST(test_corrupt_and_mismatched_refused) {
     snap(&r, &s);
 
     /* A flipped byte in each region: header, section table, meta, the last section. */
-    const size_t where[4] = {2, 40, 32 + 64 * 8 + 20, size - 5};
+    const size_t meta_at = 32 + 64 * (size_t)(unsigned char)good[12];
+    const size_t where[4] = {2, 40, meta_at + 20, size - 5};
     const char *why[4] = {"wrong magic", "checksum", "checksum", "checksum"};
     for (int k = 0; k < 4; k++) {
         char *bad = malloc(size);
@@ -332,12 +333,47 @@ START_TEST(test_corrupt_and_mismatched_refused) {
         unchanged(&r, &s);
         free(bad);
     }
+    /* Every byte of the header, the table and the meta, and a sample of the rest: any
+     * changed byte is found. */
+    int tried = 0;
+    for (size_t at = 0; at < size; at += at < meta_at + 600 ? 1 : 61) {
+        char *bad = malloc(size);
+        memcpy(bad, good, size);
+        bad[at] ^= (char)(1 << (at % 8));
+        ck_assert_int_eq(tu_write_file(file, bad, size), 0);
+        int st = klc_trainer_load_checkpoint(r.tr, ck);
+        ck_assert_msg(st == KLC_ERR_FORMAT, "byte %zu flipped: %s: %s", at, klc_status_str(st),
+                      klc_last_error());
+        if (at % 64 == 0) unchanged(&r, &s);
+        free(bad);
+        tried++;
+    }
     /* Truncated, at several places. */
     const size_t cut[3] = {10, 100, size / 2};
     for (int k = 0; k < 3; k++) {
         ck_assert_int_eq(tu_write_file(file, good, cut[k]), 0);
         ck_status(klc_trainer_load_checkpoint(r.tr, ck), KLC_ERR_FORMAT, "truncated");
         unchanged(&r, &s);
+    }
+    for (size_t len = 0; len < size; len += len < 700 ? 7 : 113) {
+        ck_assert_int_eq(tu_write_file(file, good, len), 0);
+        ck_assert_int_eq(klc_trainer_load_checkpoint(r.tr, ck), KLC_ERR_FORMAT);
+        tried++;
+    }
+    unchanged(&r, &s);
+    printf("corrupt state files: %d variants of %zu bytes refused\n", tried, size);
+    /* A changed weight in model.safetensors. */
+    ck_assert_int_eq(tu_write_file(file, good, size), 0);
+    {
+        char model_file[4300];
+        snprintf(model_file, sizeof model_file, "%s/model.safetensors", ck);
+        size_t msize;
+        char *model = tu_read_file(model_file, &msize);
+        model[msize - 7] ^= 0x01;
+        ck_assert_int_eq(tu_write_file(model_file, model, msize), 0);
+        ck_status(klc_trainer_load_checkpoint(r.tr, ck), KLC_ERR_FORMAT, "model.safetensors");
+        unchanged(&r, &s);
+        free(model);
     }
     /* A policy file of another shape under a valid state file. */
     ck_assert_int_eq(tu_write_file(file, good, size), 0);

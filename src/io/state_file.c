@@ -7,10 +7,12 @@
  *     24 checksum of bytes 0..23 followed by the section table, uint64
  *   section table, 64 bytes per section:
  *     0  name, NUL-terminated and NUL-padded, 40 bytes
- *     40 offset of the section from the file's start (a multiple of 8), uint64
+ *     40 offset of the section from the file's start, uint64
  *     48 size in bytes, uint64
  *     56 checksum of the section's bytes, uint64
- *   the sections, in table order, each at its offset, zero bytes between them. */
+ *   the sections, in table order, back to back: the first right after the table, the
+ *   last ending at the end of the file. Every byte of the file is covered by a checksum
+ *   (the header's own checksum field by the comparison), so any changed byte is found. */
 #include "core/le_bytes.h"
 #include "io/state_file.h"
 #include "io/atomic_file.h"
@@ -53,10 +55,6 @@ uint64_t klc_sf_checksum(const void *data, size_t n) {
     return sum_final(&s);
 }
 
-static uint64_t align8(uint64_t x) {
-    return (x + 7) & ~(uint64_t)7;
-}
-
 int klc_sf_write(const char *path, const klc_sf_section *sec, int32_t n,
                  const klc_alloc_ctx *alloc) {
     if (n < 0 || n > KLC_SF_MAX_SECTIONS || (n > 0 && !sec))
@@ -76,7 +74,6 @@ int klc_sf_write(const char *path, const klc_sf_section *sec, int32_t n,
         }
         unsigned char *e = head + KLC_SF_HEADER_BYTES + (size_t)i * KLC_SF_ENTRY_BYTES;
         memcpy(e, sec[i].name, len);
-        offset = align8(offset);
         klc_put_u64(e + 40, offset);
         klc_put_u64(e + 48, sec[i].size);
         klc_put_u64(e + 56, klc_sf_checksum(sec[i].data, sec[i].size));
@@ -94,15 +91,8 @@ int klc_sf_write(const char *path, const klc_sf_section *sec, int32_t n,
     klc_atomic_file af;
     int status = klc_atomic_open(&af, path, alloc);
     if (status == KLC_OK) status = klc_atomic_write(&af, head, KLC_SF_HEADER_BYTES + table_bytes);
-    uint64_t at = KLC_SF_HEADER_BYTES + table_bytes;
-    static const unsigned char zeros[8];
-    for (int32_t i = 0; i < n && status == KLC_OK; i++) {
-        if (align8(at) != at) status = klc_atomic_write(&af, zeros, align8(at) - at);
-        at = align8(at);
-        if (status == KLC_OK && sec[i].size)
-            status = klc_atomic_write(&af, sec[i].data, sec[i].size);
-        at += sec[i].size;
-    }
+    for (int32_t i = 0; i < n && status == KLC_OK; i++)
+        if (sec[i].size) status = klc_atomic_write(&af, sec[i].data, sec[i].size);
     if (status == KLC_OK) status = klc_atomic_commit(&af);
     klc_atomic_abort(&af);
     klc_free(alloc, head, KLC_SF_HEADER_BYTES + table_bytes);
@@ -192,14 +182,16 @@ static int parse(klc_sf_file *f, const unsigned char *head, uint64_t file_size) 
         for (uint32_t j = 0; j < i; j++)
             if (strcmp(f->entries[j].name, d->name) == 0)
                 return klc_fail(KLC_ERR_FORMAT, "%s: section '%s' appears twice", p, d->name);
-        if (d->offset % 8 != 0 || d->offset < end || d->size > file_size - d->offset ||
-            d->offset > file_size)
+        if (d->offset != end || d->size > file_size - d->offset)
             return klc_fail(KLC_ERR_FORMAT,
                             "%s: section '%s': bytes [%llu, +%llu) are misplaced or out of the "
                             "file",
                             p, d->name, (unsigned long long)d->offset, (unsigned long long)d->size);
         end = d->offset + d->size;
     }
+    if (end != file_size)
+        return klc_fail(KLC_ERR_FORMAT, "%s: %llu bytes after the last section", p,
+                        (unsigned long long)(file_size - end));
     return KLC_OK;
 }
 

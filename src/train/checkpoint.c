@@ -189,12 +189,14 @@ typedef struct ckpt_state {
     char *meta; /* JSON text (malloc'd by jansson) */
     void *opt_blob, *obj_blob;
     size_t opt_bytes, obj_bytes;
-    double z_log_sum[1];
-    int64_t z_checks[1];
+    double *z_log_sum; /* [n_ctx] */
+    int64_t *z_checks; /* [n_ctx] */
+    int32_t n_ctx;
     double *lambda;
     int32_t n_lambda;
     double target_beta;
     int has_target_beta;
+    uint64_t policy_sum;
 } ckpt_state;
 
 static void state_free(ckpt_state *s) {
@@ -202,6 +204,8 @@ static void state_free(ckpt_state *s) {
     klc_free(s->alloc, s->opt_blob, s->opt_bytes);
     klc_free(s->alloc, s->obj_blob, s->obj_bytes);
     klc_free(s->alloc, s->lambda, (size_t)s->n_lambda * sizeof(double));
+    klc_free(s->alloc, s->z_log_sum, (size_t)s->n_ctx * sizeof(double));
+    klc_free(s->alloc, s->z_checks, (size_t)s->n_ctx * sizeof(int64_t));
 }
 
 static json_t *model_json(const klc_model *m) {
@@ -248,6 +252,9 @@ static int build_meta(klc_trainer *t, ckpt_state *s, int z_current) {
 }
 
 static int gather(klc_trainer *t, ckpt_state *s) {
+    size_t np = 0;
+    const float *params = klc_model_params(t->policy, &np);
+    s->policy_sum = klc_sf_checksum(params, np * sizeof(float));
     KLC_TRY(klc_objective_save_state(t->obj, NULL, 0, &s->obj_bytes));
     if (s->obj_bytes) {
         s->obj_blob = klc_alloc(s->alloc, s->obj_bytes);
@@ -260,7 +267,12 @@ static int gather(klc_trainer *t, ckpt_state *s) {
     KLC_TRY(klc_optimizer_save_state(t->opt, s->opt_blob, s->opt_bytes, NULL));
     int z_current = 0;
     if (t->target) {
-        KLC_TRY(klc_z_estimate_get_state(t->z, 1, s->z_log_sum, s->z_checks));
+        const int32_t nc = klc_z_estimate_num_contexts(t->z);
+        s->z_log_sum = klc_alloc(s->alloc, (size_t)nc * sizeof(double));
+        s->z_checks = klc_alloc(s->alloc, (size_t)nc * sizeof(int64_t));
+        if (!s->z_log_sum || !s->z_checks) return KLC_ERR_OUT_OF_MEMORY;
+        s->n_ctx = nc;
+        KLC_TRY(klc_z_estimate_get_state(t->z, nc, s->z_log_sum, s->z_checks));
         z_current = klc_z_estimate_target_version(t->z) == klc_target_version(t->target);
         const int32_t nl = klc_target_num_lambda(t->target);
         if (nl > 0) {
@@ -281,9 +293,11 @@ static int write_state(klc_trainer *t, const ckpt_state *s, const char *path) {
     sec[n++] = (klc_sf_section){KLC_SEC_META, s->meta, strlen(s->meta)};
     sec[n++] = (klc_sf_section){KLC_SEC_OPTIMIZER, s->opt_blob, s->opt_bytes};
     sec[n++] = (klc_sf_section){KLC_SEC_OBJECTIVE, s->obj_blob, s->obj_bytes};
+    sec[n++] = (klc_sf_section){KLC_SEC_POLICY_SUM, &s->policy_sum, sizeof s->policy_sum};
     if (t->target) {
-        sec[n++] = (klc_sf_section){KLC_SEC_Z_LOG_SUM, s->z_log_sum, sizeof s->z_log_sum};
-        sec[n++] = (klc_sf_section){KLC_SEC_Z_CHECKS, s->z_checks, sizeof s->z_checks};
+        const size_t nc = (size_t)s->n_ctx;
+        sec[n++] = (klc_sf_section){KLC_SEC_Z_LOG_SUM, s->z_log_sum, nc * sizeof(double)};
+        sec[n++] = (klc_sf_section){KLC_SEC_Z_CHECKS, s->z_checks, nc * sizeof(int64_t)};
         sec[n++] =
             (klc_sf_section){KLC_SEC_LAMBDA, s->lambda, (size_t)s->n_lambda * sizeof(double)};
         if (s->has_target_beta)

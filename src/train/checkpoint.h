@@ -20,6 +20,8 @@ enum { KLC_CKPT_STEP_DIGITS = 12, KLC_CKPT_PATH_MAX = 4096 };
 #define KLC_SEC_LAMBDA      "target.lambda" /* float64 [num_lambda] */
 #define KLC_SEC_TARGET_BETA "target.beta"   /* float64 [1], targets from a reward */
 #define KLC_SEC_PROPOSAL    "proposal"      /* float32 [n_params], off-policy */
+/* uint64: klc_sf_checksum of the policy's parameters, which model.safetensors holds. */
+#define KLC_SEC_POLICY_SUM "policy.checksum"
 
 /* Whether name is "step-" followed by exactly 12 digits; *step receives the number. */
 int klc_ckpt_parse_name(const char *name, int64_t *step);
