@@ -1774,7 +1774,7 @@ KLC_API int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version
  * Inconsistent choices fail with KLC_ERR_INVALID_ARGUMENT naming them: an objective that
  * needs a target, a reward or full support without one, an on-policy objective with an
  * off-policy proposal, KLC_PROPOSAL_KL_CHECK without a target, a Z check on a training
- * batch without full support. Off-policy proposals are a clone of the policy. Creating
+ * batch without full support, diversity_period without a tokenizer. Off-policy proposals are a clone of the policy. Creating
  * reserves the models' work buffers (see Memory above) and allocates the gradient block. */
 KLC_API int klc_trainer_create(klc_model *policy, klc_model *base, klc_target *target,
                                klc_objective *objective, klc_optimizer *optimizer,

@@ -513,6 +513,10 @@ START_TEST(test_trainer_reports) {
     ck_status(klc_trainer_create(s.pi, s.a, NULL, s.obj, s.opt, s.tok, &o, &tr),
               KLC_ERR_INVALID_ARGUMENT, "diversity_top_p");
     options_v2(&o);
+    o.diversity_period = 1;
+    ck_status(klc_trainer_create(s.pi, s.a, NULL, s.obj, s.opt, NULL, &o, &tr),
+              KLC_ERR_INVALID_ARGUMENT, "needs a tokenizer");
+    options_v2(&o);
     o.grad_variance_samples = 1;
     ck_status(klc_trainer_create(s.pi, s.a, NULL, s.obj, s.opt, s.tok, &o, &tr),
               KLC_ERR_INVALID_ARGUMENT, "grad_variance_samples");

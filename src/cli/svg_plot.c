@@ -222,7 +222,7 @@ static const group GROUPS[] = {
     {"Reward", "mean reward", {"train.reward_mean", "eval.reward_mean"}},
     {"beta", "beta", {"beta"}},
     {"Effective sample size", "samples", {"train.ess", "eval.ess"}},
-    {"Loss", "loss", {"loss"}},
+    {"Loss", "loss", {"loss", "heldout.loss"}},
     {"Diversity", "score", {"eval.distinct_*", "diversity.*"}},
     {"Gradient variance", "squared norm", {"grad_variance", "grad_mean_sq_norm"}},
 };

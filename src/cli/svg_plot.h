@@ -36,7 +36,7 @@ const metric_series *metrics_log_find(const metrics_log *log, const char *name);
  * With metrics NULL (or n_metrics 0): one panel per default group that has data, in this
  * order: constraint satisfaction (train./eval. b_mean and phi.* means), KL(p || pi)
  * (kl_p_pi, kl_p_q), KL(pi || a), log Z, reward, beta, effective sample size (ess), then
- * loss, diversity (distinct_n, self_bleu_n) and gradient variance when present.
+ * loss (with heldout.loss), diversity (distinct_n, self_bleu_n) and gradient variance when present.
  *
  * Otherwise each element of metrics is one panel: its series are names separated by '+',
  * a name ending in '*' matching every metric with that prefix (e.g.

@@ -97,6 +97,8 @@ static int check_handles(klc_trainer *t, const klc_model_options *mo, const klc_
                         "klc_trainer_create: objective '%s' needs pure ancestral samples "
                         "(temperature 1, top_k 0, top_p 1)",
                         name);
+    if (o->diversity_period > 0 && !t->tok)
+        return bad("option diversity_period > 0 needs a tokenizer");
     if (o->proposal == KLC_PROPOSAL_KL_CHECK && !t->target)
         return bad("option proposal KLC_PROPOSAL_KL_CHECK needs a target");
     if (t->target && o->z_samples == 0 && !pure)
