@@ -26,7 +26,7 @@ static int score_zeros(void *self, const klc_seq_batch *s, double *out) {
     return 0;
 }
 
-typedef enum { RUN_GDCPP, RUN_KL_CONTROL } run_kind;
+typedef enum { RUN_GDCPP, RUN_KL_CONTROL, RUN_KL_TOKEN } run_kind;
 
 /* Every handle of one run, made from scratch by run_make. */
 typedef struct run {
@@ -79,7 +79,7 @@ static void run_make(run *r, run_kind kind, int n_embd) {
         klc_feature_ops ops = {KLC_FEATURE_OPS_VERSION, "zeros", 1, score_zeros, NULL};
         ck_klc(klc_feature_create(&ops, &count_tag, NULL, &r->f));
         ck_klc(klc_target_from_reward(r->a, r->f, 1.0, NULL, &r->target));
-        oo.kind = KLC_OBJECTIVE_KL_CONTROL;
+        oo.kind = kind == RUN_KL_TOKEN ? KLC_OBJECTIVE_KL_CONTROL_TOKEN : KLC_OBJECTIVE_KL_CONTROL;
         oo.baseline = KLC_BASELINE_MOVING_AVERAGE;
         oo.baseline_window = 3;
         oo.beta = 0.5;
@@ -191,10 +191,13 @@ static void resume_is_exact(run_kind kind) {
                      n * sizeof(float)) == 0);
     ck_assert(memcmp(init, resumed, n * sizeof(float)) != 0); /* it did train */
     same_metrics(last, r.m);
-    if (kind == RUN_KL_CONTROL) ck_assert_double_eq(klc_objective_beta(r.obj), beta_straight);
+    if (kind != RUN_GDCPP) ck_assert_double_eq(klc_objective_beta(r.obj), beta_straight);
     printf("%s: %d + %d steps resumed bit for bit (%zu parameters, %d metrics; %s %.6g)\n",
-           kind == RUN_GDCPP ? "GDC++ off-policy" : "KL-control", N_HALF, N_HALF, n,
-           klc_metrics_count(r.m), kind == RUN_GDCPP ? "proposal updates" : "beta",
+           kind == RUN_GDCPP      ? "GDC++ off-policy"
+           : kind == RUN_KL_TOKEN ? "KL-control per token"
+                                  : "KL-control",
+           N_HALF, N_HALF, n, klc_metrics_count(r.m),
+           kind == RUN_GDCPP ? "proposal updates" : "beta",
            kind == RUN_GDCPP ? klc_metrics_get(r.m, "proposal_updates") : beta_straight);
     run_free(&r);
     klc_metrics_destroy(last);
@@ -212,6 +215,12 @@ END_TEST
 
 START_TEST(test_resume_kl_control) {
     resume_is_exact(RUN_KL_CONTROL);
+}
+END_TEST
+
+/* Per-token baselines: one ring slot per generated position. */
+START_TEST(test_resume_kl_control_token) {
+    resume_is_exact(RUN_KL_TOKEN);
 }
 END_TEST
 
@@ -571,16 +580,75 @@ START_TEST(test_user_objective_state) {
 }
 END_TEST
 
+/* Every built-in's blob round-trips to the same bytes; blobs that do not fit are refused
+ * and leave the objective as it was. */
+START_TEST(test_builtin_state_blobs) {
+    for (int32_t kind = KLC_OBJECTIVE_REINFORCE; kind <= KLC_OBJECTIVE_MLE; kind++) {
+        klc_objective_options oo;
+        klc_objective_options_init(&oo, KLC_OBJECTIVE_OPTIONS_VERSION);
+        oo.kind = kind;
+        oo.baseline_window = 3;
+        oo.beta = 0.25;
+        klc_objective *a, *b;
+        ck_klc(klc_objective_builtin(&oo, &a));
+        ck_klc(klc_objective_builtin(&oo, &b));
+        size_t na, nb;
+        ck_klc(klc_objective_save_state(a, NULL, 0, &na));
+        ck_assert_uint_eq(na, 56); /* the header alone before any step */
+        unsigned char *ba = malloc(na), *bb = malloc(na);
+        ck_klc(klc_objective_save_state(a, ba, na, NULL));
+        ck_klc(klc_objective_load_state(b, ba, na));
+        ck_klc(klc_objective_save_state(b, bb, na, &nb));
+        ck_assert(nb == na && memcmp(ba, bb, na) == 0);
+        /* A wrong magic, a truncated blob, another window, another kind. */
+        ba[0] ^= 1;
+        ck_status(klc_objective_load_state(b, ba, na), KLC_ERR_FORMAT, "magic");
+        ba[0] ^= 1;
+        ck_status(klc_objective_load_state(b, ba, na - 1), KLC_ERR_FORMAT, "header");
+        klc_objective *c;
+        oo.baseline_window = 4;
+        ck_klc(klc_objective_builtin(&oo, &c));
+        ck_status(klc_objective_load_state(c, ba, na), KLC_ERR_FORMAT, "baseline_window 3");
+        klc_objective_destroy(c);
+        oo.baseline_window = 3;
+        oo.kind = kind == KLC_OBJECTIVE_MLE ? KLC_OBJECTIVE_DPG : KLC_OBJECTIVE_MLE;
+        ck_klc(klc_objective_builtin(&oo, &c));
+        ck_status(klc_objective_load_state(c, ba, na), KLC_ERR_FORMAT, "kind");
+        klc_objective_destroy(c);
+        free(ba), free(bb);
+        klc_objective_destroy(a);
+        klc_objective_destroy(b);
+    }
+    /* The Z estimate refuses an impossible state and keeps its own. */
+    klc_z_estimate *z;
+    ck_klc(klc_z_estimate_create(2, NULL, &z));
+    ck_klc(klc_z_estimate_add(z, 3, 1, -0.5));
+    double ls[2] = {0.1, -INFINITY};
+    int64_t ch[2] = {0, 0};
+    ck_status(klc_z_estimate_set_state(z, 3, 2, ls, ch), KLC_ERR_INVALID_ARGUMENT, "context 0");
+    ck_status(klc_z_estimate_set_state(z, 3, 1, ls, ch), KLC_ERR_INVALID_ARGUMENT, "2 contexts");
+    ck_assert_double_eq(klc_z_estimate_log_z(z, 1), -0.5);
+    ch[0] = 4;
+    ck_klc(klc_z_estimate_set_state(z, 9, 2, ls, ch));
+    ck_assert_double_eq(klc_z_estimate_log_z(z, 0), 0.1 - log(4.0));
+    ck_assert(isnan(klc_z_estimate_log_z(z, 1)));
+    ck_assert_uint_eq(klc_z_estimate_target_version(z), 9);
+    klc_z_estimate_destroy(z);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("resume");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_resume_gdcpp_off_policy);
     tcase_add_test(tc, test_resume_kl_control);
+    tcase_add_test(tc, test_resume_kl_control_token);
     tcase_add_test(tc, test_keep_last_and_latest);
     tcase_add_test(tc, test_corrupt_and_mismatched_refused);
     tcase_add_test(tc, test_failed_write_keeps_previous);
     tcase_add_test(tc, test_user_objective_state);
+    tcase_add_test(tc, test_builtin_state_blobs);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,8 +12,12 @@
  *   32 next                 int32 (ring position of the next row)
  *   36 reserved, zero       4 bytes
  *   40 beta                 float64
- *   48 sum   [window * n_slots] float64
- *      count [window * n_slots] float64 */
+ *   48 family bytes         uint64 (state of the objective's own beyond the above; 0 for
+ *                           every kind this format version knows)
+ *   56 sum   [window * n_slots] float64
+ *      count [window * n_slots] float64
+ *      family state         [family bytes]
+ * A kind whose state this file does not know how to save is refused, never skipped. */
 #include "objective.h"
 
 #include <math.h>
@@ -23,7 +27,7 @@
 #error "klc's objective state format assumes a little-endian host"
 #endif
 
-enum { HEADER_BYTES = 48, FORMAT_VERSION = 1 };
+enum { HEADER_BYTES = 56, FORMAT_VERSION = 1 };
 static const char MAGIC[8] = {'K', 'L', 'C', 'O', 'B', 'J', 'S', 'T'};
 
 typedef struct header {
@@ -32,6 +36,7 @@ typedef struct header {
     int32_t kind, baseline, window, n_slots, n_batches, next;
     uint32_t reserved;
     double beta;
+    uint64_t family_bytes;
 } header;
 _Static_assert(sizeof(header) == HEADER_BYTES, "the header is packed as documented");
 
@@ -39,8 +44,19 @@ static size_t ring_values(int32_t window, int32_t n_slots) {
     return (size_t)window * (size_t)n_slots;
 }
 
+/* The kinds whose whole state is beta and the baseline. A new kind with state of its own
+ * (e.g. a value head) must be added here with its family bytes, or saving refuses it. */
+static int known_kind(int32_t kind) {
+    return kind >= KLC_OBJECTIVE_REINFORCE && kind <= KLC_OBJECTIVE_MLE;
+}
+
 int klc_builtin_save_state(void *self, void *buf, size_t capacity, size_t *needed) {
     const klc_builtin *s = self;
+    if (!known_kind(s->o.kind))
+        return klc_fail(KLC_ERR_UNSUPPORTED,
+                        "objective state: built-in objective kind %d has state this library "
+                        "cannot save yet",
+                        s->o.kind);
     const klc_baseline *b = &s->base;
     const size_t values = ring_values(b->window, b->n_slots);
     const size_t size = HEADER_BYTES + 2 * values * sizeof(double);
@@ -97,6 +113,9 @@ static int check_header(const klc_builtin *s, const header *h, size_t size) {
         (h->n_slots == 0 && (h->n_batches != 0 || h->next != 0)))
         return bad("objective state: ring position %lld / %lld batches is inconsistent", h->next,
                    h->n_batches);
+    if (h->family_bytes != 0)
+        return bad("objective state: %lld bytes of family state, this kind has %lld",
+                   (long long)h->family_bytes, 0);
     if (h->reserved != 0)
         return bad("objective state: reserved field %lld is not %lld", h->reserved, 0);
     if (!(h->beta > 0) || !isfinite(h->beta))
