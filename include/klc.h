@@ -130,7 +130,9 @@ KLC_API const char *klc_blas_suggested_core(void);
  * 2011): every number is a pure function of (seed, stream, step, sample, counter), so a
  * value does not depend on how a batch is split into micro-batches, on the order in
  * which sequences are processed, or (later) on the number of processes. The struct is
- * the generator's whole state: a checkpoint saves it as plain data.
+ * the generator's whole state, and there is no hidden one: the trainer builds it from
+ * its seed option and its step count whenever it draws, so a checkpoint that holds the
+ * step (see "Checkpoints") restores every stream.
  *
  *   seed    the user's seed;
  *   stream  what the numbers are for (KLC_STREAM_*), so that purposes never share draws;
