@@ -1829,8 +1829,9 @@ KLC_API int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version
  * Inconsistent choices fail with KLC_ERR_INVALID_ARGUMENT naming them: an objective that
  * needs a target, a reward or full support without one, an on-policy objective with an
  * off-policy proposal, KLC_PROPOSAL_KL_CHECK without a target, a Z check on a training
- * batch without full support, diversity_period without a tokenizer. Off-policy proposals are a clone of the policy. Creating
- * reserves the models' work buffers (see Memory above) and allocates the gradient block. */
+ * batch without full support, diversity_period without a tokenizer. Off-policy proposals are a
+ * clone of the policy. Creating reserves the models' work buffers (see Memory above) and allocates
+ * the gradient block. */
 KLC_API int klc_trainer_create(klc_model *policy, klc_model *base, klc_target *target,
                                klc_objective *objective, klc_optimizer *optimizer,
                                klc_tokenizer *tokenizer, const klc_trainer_options *opts,
@@ -1910,8 +1911,11 @@ KLC_API klc_batch *klc_trainer_batch(const klc_trainer *trainer);
  * checkpoint is renamed away before it is deleted). run_dir and run_dir/checkpoints are
  * created if needed. path_out (may be NULL, with path_cap 0) receives the checkpoint
  * directory; a path_cap too small for it is KLC_ERR_INVALID_ARGUMENT before anything is
- * written. An objective whose state cannot be saved fails with KLC_ERR_UNSUPPORTED (see
- * klc_objective_save_state). */
+ * written. A failure to prune is reported (KLC_ERR_IO, saying so) with the new checkpoint
+ * already in place. An objective whose state cannot be saved fails with
+ * KLC_ERR_UNSUPPORTED (see klc_objective_save_state) before anything is written. Saving
+ * needs memory for a copy of the optimizer's and the objective's state; loading stages
+ * the policy, the proposal and the optimizer's state before it commits them. */
 KLC_API int klc_trainer_save_checkpoint(klc_trainer *trainer, const char *run_dir,
                                         int32_t keep_last, char *path_out, size_t path_cap);
 /* Restores the policy's parameters and all trainer state from a checkpoint directory, or

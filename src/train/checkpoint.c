@@ -365,6 +365,8 @@ int klc_trainer_save_checkpoint(klc_trainer *t, const char *run_dir, int32_t kee
         made_tmp = 0;
         status = klc_fsync_dir(ckdir);
     }
+    /* checkpoints/ itself may be new. */
+    if (status == KLC_OK) status = klc_fsync_dir(run_dir);
     state_free(&s);
     if (made_tmp) remove_tree(tmp);
     if (status != KLC_OK)
