@@ -4,6 +4,8 @@
  * leave the trainer as it was; a failed write that leaves the previous checkpoint. */
 #include "testutil.h"
 
+#include "io/state_file.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -428,6 +430,57 @@ START_TEST(test_corrupt_and_mismatched_refused) {
 }
 END_TEST
 
+/* A state file whose checksums hold but whose optimizer blob the optimizer refuses: the
+ * objective, loaded first, is put back as it was. */
+START_TEST(test_refused_optimizer_rolls_back_objective) {
+    char *dir = tu_make_temp_dir("ckpt-rollback");
+    char ck[4200], file[4300];
+    run r;
+    run_make(&r, RUN_KL_CONTROL, 16);
+    run_steps(&r, 2);
+    ck_klc(klc_trainer_save_checkpoint(r.tr, dir, 0, ck, sizeof ck));
+    run_steps(&r, 3); /* the objective's state now differs from the checkpoint's */
+    snprintf(file, sizeof file, "%s/trainer_state.bin", ck);
+
+    /* Rewrite the file with a negative exp_avg_sq[0] and fresh checksums. */
+    klc_alloc_ctx alloc;
+    klc_alloc_ctx_init(&alloc, NULL);
+    klc_sf_file *f;
+    ck_klc(klc_sf_open(file, &alloc, &f));
+    const char *names[9] = {"meta",      "optimizer", "objective",     "policy.checksum",
+                            "z.log_sum", "z.checks",  "target.lambda", "target.beta",
+                            NULL};
+    klc_sf_section sec[8];
+    void *bufs[8];
+    int32_t n = 0;
+    for (; names[n]; n++) {
+        size_t size = 0;
+        int32_t i = klc_sf_find(f, names[n], &size);
+        ck_assert_int_ge(i, 0);
+        bufs[n] = malloc(size ? size : 1);
+        ck_klc(klc_sf_read(f, i, bufs[n]));
+        sec[n] = (klc_sf_section){names[n], bufs[n], size};
+    }
+    klc_sf_close(f);
+    size_t n_params = 0;
+    klc_model_params(r.pi, &n_params);
+    float bad = -1.0f;
+    memcpy((char *)bufs[1] + 64 + n_params * sizeof(float), &bad, sizeof bad);
+    ck_klc(klc_sf_write(file, sec, n, &alloc));
+    for (int32_t k = 0; k < n; k++) free(bufs[k]);
+
+    snapshot s;
+    snap(&r, &s);
+    ck_status(klc_trainer_load_checkpoint(r.tr, ck), KLC_ERR_FORMAT, "exp_avg_sq");
+    unchanged(&r, &s);
+    snap_free(&s);
+    run_steps(&r, 1);
+    run_free(&r);
+    tu_remove_tree(dir);
+    free(dir);
+}
+END_TEST
+
 /* Writes fail once a file exceeds the size limit (the signal it raises is ignored). */
 START_TEST(test_failed_write_keeps_previous) {
     char *dir = tu_make_temp_dir("ckpt-fail");
@@ -646,6 +699,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_resume_kl_control_token);
     tcase_add_test(tc, test_keep_last_and_latest);
     tcase_add_test(tc, test_corrupt_and_mismatched_refused);
+    tcase_add_test(tc, test_refused_optimizer_rolls_back_objective);
     tcase_add_test(tc, test_failed_write_keeps_previous);
     tcase_add_test(tc, test_user_objective_state);
     tcase_add_test(tc, test_builtin_state_blobs);
