@@ -28,10 +28,15 @@ static int score_zeros(void *self, const klc_seq_batch *s, double *out) {
     return 0;
 }
 
-typedef enum { RUN_GDCPP, RUN_KL_CONTROL, RUN_KL_TOKEN } run_kind;
+/* RUN_MOMENT: GDC++ on-policy toward a moment target whose lambda changes at step
+ * LAMBDA_STEP (as a refit would), so that a resume must restore lambda and carry the Z
+ * estimate over to the target's new version. */
+typedef enum { RUN_GDCPP, RUN_KL_CONTROL, RUN_KL_TOKEN, RUN_MOMENT } run_kind;
+enum { LAMBDA_STEP = 3 };
 
 /* Every handle of one run, made from scratch by run_make. */
 typedef struct run {
+    run_kind kind;
     klc_model *a, *pi;
     klc_feature *f;
     klc_target *target;
@@ -44,6 +49,7 @@ typedef struct run {
 static void run_make(run *r, run_kind kind, int n_embd) {
     static int count_tag;
     memset(r, 0, sizeof *r);
+    r->kind = kind;
     r->a = tu_model(1, n_embd, 2, V, T, 0.2f, 2, NULL);
     r->pi = tu_model(1, n_embd, 2, V, T, 0.2f, 2, NULL);
     klc_objective_options oo;
@@ -77,6 +83,16 @@ static void run_make(run *r, run_kind kind, int n_embd) {
         po.total_steps = 2 * N_HALF;
         po.min_lr = 0.005;
         po.clip_norm = 0.5;
+    } else if (kind == RUN_MOMENT) {
+        klc_feature_ops ops = {KLC_FEATURE_OPS_VERSION, "zeros", 1, score_zeros, NULL};
+        ck_klc(klc_feature_create(&ops, &count_tag, NULL, &r->f));
+        ck_klc(klc_target_create(r->a, NULL, &r->target));
+        const double mu = 0.8;
+        ck_klc(klc_target_add_moment(r->target, r->f, &mu));
+        oo.kind = KLC_OBJECTIVE_GDCPP;
+        to.z_period = 4;
+        po.kind = KLC_OPTIMIZER_ADAM;
+        po.lr = 0.05;
     } else {
         klc_feature_ops ops = {KLC_FEATURE_OPS_VERSION, "zeros", 1, score_zeros, NULL};
         ck_klc(klc_feature_create(&ops, &count_tag, NULL, &r->f));
@@ -111,7 +127,13 @@ static void run_free(run *r) {
 }
 
 static void run_steps(run *r, int n) {
-    for (int i = 0; i < n; i++) ck_klc(klc_trainer_step(r->tr, r->m));
+    for (int i = 0; i < n; i++) {
+        if (r->kind == RUN_MOMENT && klc_trainer_steps(r->tr) == LAMBDA_STEP) {
+            const double lambda = 0.7;
+            ck_klc(klc_target_set_lambda(r->target, &lambda, 1));
+        }
+        ck_klc(klc_trainer_step(r->tr, r->m));
+    }
 }
 
 /* Timings are the only metrics that may differ between two runs. */
@@ -167,6 +189,8 @@ static void resume_is_exact(run_kind kind) {
     if (kind == RUN_GDCPP) {
         ck_assert_double_gt(klc_metrics_get(r.m, "proposal_updates"), 0);
         ck_assert_double_gt(klc_metrics_get(r.m, "z_checks"), 1);
+    } else if (kind == RUN_MOMENT) {
+        ck_assert_double_gt(klc_metrics_get(r.m, "z_checks"), 1); /* since the new lambda */
     } else {
         ck_assert_double_ne(klc_objective_beta(r.obj), 0.5);
         ck_assert(isfinite(klc_metrics_get(r.m, "baseline")));
@@ -193,10 +217,17 @@ static void resume_is_exact(run_kind kind) {
                      n * sizeof(float)) == 0);
     ck_assert(memcmp(init, resumed, n * sizeof(float)) != 0); /* it did train */
     same_metrics(last, r.m);
-    if (kind != RUN_GDCPP) ck_assert_double_eq(klc_objective_beta(r.obj), beta_straight);
+    if (kind == RUN_KL_CONTROL || kind == RUN_KL_TOKEN)
+        ck_assert_double_eq(klc_objective_beta(r.obj), beta_straight);
+    if (kind == RUN_MOMENT) {
+        double lambda;
+        ck_klc(klc_target_get_lambda(r.target, &lambda, 1));
+        ck_assert_double_eq(lambda, 0.7);
+    }
     printf("%s: %d + %d steps resumed bit for bit (%zu parameters, %d metrics; %s %.6g)\n",
            kind == RUN_GDCPP      ? "GDC++ off-policy"
            : kind == RUN_KL_TOKEN ? "KL-control per token"
+           : kind == RUN_MOMENT   ? "GDC++ moment target, lambda changed at step 3"
                                   : "KL-control",
            N_HALF, N_HALF, n, klc_metrics_count(r.m),
            kind == RUN_GDCPP ? "proposal updates" : "beta",
@@ -212,6 +243,11 @@ static void resume_is_exact(run_kind kind) {
 
 START_TEST(test_resume_gdcpp_off_policy) {
     resume_is_exact(RUN_GDCPP);
+}
+END_TEST
+
+START_TEST(test_resume_moment_target) {
+    resume_is_exact(RUN_MOMENT);
 }
 END_TEST
 
@@ -696,6 +732,7 @@ static Suite *suite(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_resume_gdcpp_off_policy);
     tcase_add_test(tc, test_resume_kl_control);
+    tcase_add_test(tc, test_resume_moment_target);
     tcase_add_test(tc, test_resume_kl_control_token);
     tcase_add_test(tc, test_keep_last_and_latest);
     tcase_add_test(tc, test_corrupt_and_mismatched_refused);
