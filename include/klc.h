@@ -1429,6 +1429,9 @@ KLC_API uint32_t klc_objective_needs(const klc_objective *obj);
  *                       it is per token instead, L = -(1/T) sum of every generated token's
  *                       log-probability, T the batch's generated tokens (Hugging Face's
  *                       loss), as a token-level objective.
+ *  PPO                  Ziegler's optimiser for KL_CONTROL_TOKEN's rewards: a value head, GAE
+ *                       and several clipped updates per batch, through klc_objective_update
+ *                       (see "PPO" at the end of this header).
  * Baselines never use the sample they are applied to (that would bias the gradient):
  * MOVING_AVERAGE is the mean of the values of the last baseline_window batches that
  * klc_objective_after_step saw (0 before the first), LEAVE_ONE_OUT the mean over the
@@ -1499,13 +1502,14 @@ KLC_API int klc_objective_options_init(klc_objective_options *opts, uint32_t ver
 /* A built-in objective. Invalid options fail with KLC_ERR_INVALID_ARGUMENT naming the
  * field. Needs: REINFORCE reward + on-policy; KL_CONTROL reward + base + policy +
  * on-policy (+ per token for KL_CONTROL_TOKEN); DPG target + proposal + full support;
- * GDCPP and FDPG the same + policy; MLE nothing. */
+ * GDCPP and FDPG the same + policy; MLE nothing; PPO as KL_CONTROL_TOKEN. */
 KLC_API int klc_objective_builtin(const klc_objective_options *opts, klc_objective **out);
 
 /* KL-control's current beta: with adaptive_beta, klc_objective_after_step moves it by
  * Ziegler's rule e = clip(KL/kl_target - 1, -0.2, 0.2), beta <- beta (1 + e n/kl_horizon),
  * KL the batch mean of log pi(x) - log a(x) in nats per sequence and n the step's
- * sequences. NaN for other objectives. */
+ * sequences (for PPO, of the per-token sums of log pi_old - log a). KL_CONTROL,
+ * KL_CONTROL_TOKEN and PPO; NaN for other objectives. */
 KLC_API double klc_objective_beta(const klc_objective *obj);
 /* Sets KL-control's beta (> 0), e.g. when resuming; KLC_ERR_UNSUPPORTED for others. */
 KLC_API int klc_objective_set_beta(klc_objective *obj, double beta);
@@ -1655,7 +1659,10 @@ KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
  *      the pi whose criterion was computed;
  *   7. the objective's coefficients and klc_objective_accumulate into zeroed gradients,
  *      micro_batch sequences per forward-backward (the update is the whole batch's);
- *   8. klc_optimizer_step_model, then klc_objective_after_step;
+ *   8. klc_optimizer_step_model, then klc_objective_after_step; objectives with
+ *      KLC_NEED_OWN_UPDATES (PPO) replace 7 and the optimizer step by
+ *      klc_objective_update (seed and micro_batch from the options; lr and grad_norm
+ *      report its last update, and there is no "loss");
  *   9. metrics (below), evaluation every eval_period steps, and the callback.
  *
  * Contexts (prompts) are not handled yet: every sequence starts from bos_id, and targets

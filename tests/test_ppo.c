@@ -440,6 +440,16 @@ START_TEST(epochs_and_minibatches_make_their_updates) {
     float *p2 = updated(&c, ppo, m);
     ck_assert(klc_metrics_get(m, "ppo.value_mean") != 0);
     ck_status(klc_objective_ppo_state(ppo, EMBD + 1, &st), KLC_ERR_INVALID_ARGUMENT, "n_embd");
+    /* A fixed beta stays; after_step reports the batch's KL of the sampling policy. */
+    double kl = 0;
+    for (int i = 0; i < N; i++)
+        for (int t = 0; t < c.lengths[i] - 1; t++)
+            kl += c.logq_tok[i * T + t] - c.loga_tok[i * T + t];
+    kl /= N;
+    ck_klc(klc_objective_after_step(ppo, &c.v, m));
+    ck_assert(klc_objective_beta(ppo) == 0.15);
+    ck_assert_msg(fabs(klc_metrics_get(m, "kl") - kl) < 1e-9, "kl %g, expected %g",
+                  klc_metrics_get(m, "kl"), kl);
     /* Too many minibatches for the batch. */
     klc_objective_options o2 = ppo_options();
     o2.ppo_minibatches = N + 1;
@@ -453,6 +463,40 @@ START_TEST(epochs_and_minibatches_make_their_updates) {
     free(p1);
     free(p2);
     klc_metrics_destroy(m);
+    klc_objective_destroy(ppo);
+    step_free(&c);
+}
+END_TEST
+
+/* Adaptive beta: Ziegler's rule on the per-token KL of the sampling policy. */
+START_TEST(adaptive_beta_follows_ziegler) {
+    enum { N = 16 };
+    step_case c;
+    step_make(&c, N);
+    klc_objective_options o = ppo_options();
+    o.adaptive_beta = 1;
+    o.kl_horizon = 100;
+    double kl = 0;
+    for (int i = 0; i < N; i++)
+        for (int t = 0; t < c.lengths[i] - 1; t++)
+            kl += c.logq_tok[i * T + t] - c.loga_tok[i * T + t];
+    kl /= N;
+    o.kl_target = fabs(kl) / 0.9; /* e = kl/target - 1 = +-0.9 - 1: clipped or not */
+    klc_objective *ppo = NULL;
+    ck_klc(klc_objective_builtin(&o, &ppo));
+    ck_klc(klc_objective_after_step(ppo, &c.v, NULL));
+    double e = kl / o.kl_target - 1;
+    e = e < -0.2 ? -0.2 : e > 0.2 ? 0.2 : e;
+    const double expect = 0.15 * (1 + e * N / 100.0);
+    ck_assert(e != 0);
+    ck_assert_msg(fabs(klc_objective_beta(ppo) - expect) < 1e-12, "beta %.15g, expected %.15g",
+                  klc_objective_beta(ppo), expect);
+    /* The state's beta is the same variable: a checkpoint restores it there. */
+    klc_ppo_state st = {.version = KLC_PPO_STATE_VERSION};
+    ck_klc(klc_objective_ppo_state(ppo, EMBD, &st));
+    ck_assert(*st.beta == klc_objective_beta(ppo));
+    *st.beta = 0.3;
+    ck_assert(klc_objective_beta(ppo) == 0.3);
     klc_objective_destroy(ppo);
     step_free(&c);
 }
@@ -598,6 +642,7 @@ int main(void) {
     tcase_add_test(tc, value_gradient_matches_finite_differences);
     tcase_add_test(tc, first_update_is_the_policy_gradient_of_the_advantages);
     tcase_add_test(tc, epochs_and_minibatches_make_their_updates);
+    tcase_add_test(tc, adaptive_beta_follows_ziegler);
     tcase_add_test(tc, options_are_checked_and_version_1_gets_defaults);
     tcase_add_test(tc, ppo_converges_to_the_kl_control_optimum);
     suite_add_tcase(s, tc);
