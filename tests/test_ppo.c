@@ -317,6 +317,15 @@ static void step_make(step_case *c, int n) {
     c->v.full_support = 1;
 }
 
+/* The batch mean of sum_t (log q_t - log a_t), the KL that after_step reports. */
+static double batch_kl(const step_case *c) {
+    double kl = 0;
+    for (int i = 0; i < c->seqs.n_seq; i++)
+        for (int t = 0; t < c->lengths[i] - 1; t++)
+            kl += c->logq_tok[i * T + t] - c->loga_tok[i * T + t];
+    return kl / c->seqs.n_seq;
+}
+
 static void step_free(step_case *c) {
     klc_model_destroy(c->a);
     klc_model_destroy(c->pi);
@@ -441,11 +450,7 @@ START_TEST(epochs_and_minibatches_make_their_updates) {
     ck_assert(klc_metrics_get(m, "ppo.value_mean") != 0);
     ck_status(klc_objective_ppo_state(ppo, EMBD + 1, &st), KLC_ERR_INVALID_ARGUMENT, "n_embd");
     /* A fixed beta stays; after_step reports the batch's KL of the sampling policy. */
-    double kl = 0;
-    for (int i = 0; i < N; i++)
-        for (int t = 0; t < c.lengths[i] - 1; t++)
-            kl += c.logq_tok[i * T + t] - c.loga_tok[i * T + t];
-    kl /= N;
+    const double kl = batch_kl(&c);
     ck_klc(klc_objective_after_step(ppo, &c.v, m));
     ck_assert(klc_objective_beta(ppo) == 0.15);
     ck_assert_msg(fabs(klc_metrics_get(m, "kl") - kl) < 1e-9, "kl %g, expected %g",
@@ -476,11 +481,7 @@ START_TEST(adaptive_beta_follows_ziegler) {
     klc_objective_options o = ppo_options();
     o.adaptive_beta = 1;
     o.kl_horizon = 100;
-    double kl = 0;
-    for (int i = 0; i < N; i++)
-        for (int t = 0; t < c.lengths[i] - 1; t++)
-            kl += c.logq_tok[i * T + t] - c.loga_tok[i * T + t];
-    kl /= N;
+    const double kl = batch_kl(&c);
     o.kl_target = fabs(kl) / 0.9; /* e = kl/target - 1 = +-0.9 - 1: clipped or not */
     klc_objective *ppo = NULL;
     ck_klc(klc_objective_builtin(&o, &ppo));
