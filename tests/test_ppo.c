@@ -600,6 +600,10 @@ START_TEST(ppo_converges_to_the_kl_control_optimum) {
     to.seed = 7;
     to.reward = f;
     klc_trainer *tr = NULL;
+    to.grad_variance_period = 10; /* no per-sample gradient to take the variance of */
+    ck_status(klc_trainer_create(pi, a, NULL, obj, opt, NULL, &to, &tr), KLC_ERR_INVALID_ARGUMENT,
+              "grad_variance_period");
+    to.grad_variance_period = 0;
     ck_klc(klc_trainer_create(pi, a, NULL, obj, opt, NULL, &to, &tr));
     klc_metrics *m = NULL;
     ck_klc(klc_metrics_create(NULL, &m));
