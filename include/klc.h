@@ -1730,8 +1730,9 @@ KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
  * klc_trainer_memory is exact before the first step (batch_bytes includes the diversity
  * batch and the gradient-variance buffers: one float per parameter and the batch's logit
  * coefficients). Still allocated per step: the objective's coefficient buffers
- * (klc_objective_accumulate), Self-BLEU's n-gram tables on diversity steps and metric
- * names the first time they appear. */
+ * (klc_objective_accumulate), PPO's value head and work arrays (at its first update, and
+ * when a batch is larger than any before), Self-BLEU's n-gram tables on diversity steps
+ * and metric names the first time they appear. */
 typedef struct klc_trainer klc_trainer;
 
 /* Where the training samples come from. */
@@ -1801,8 +1802,10 @@ KLC_API int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version
  * Inconsistent choices fail with KLC_ERR_INVALID_ARGUMENT naming them: an objective that
  * needs a target, a reward or full support without one, an on-policy objective with an
  * off-policy proposal, KLC_PROPOSAL_KL_CHECK without a target, a Z check on a training
- * batch without full support, diversity_period without a tokenizer. Off-policy proposals are a clone of the policy. Creating
- * reserves the models' work buffers (see Memory above) and allocates the gradient block. */
+ * batch without full support, diversity_period without a tokenizer, grad_variance_period
+ * with an objective that runs its own updates (PPO). Off-policy proposals are a clone of
+ * the policy. Creating reserves the models' work buffers (see Memory above) and allocates
+ * the gradient block. */
 KLC_API int klc_trainer_create(klc_model *policy, klc_model *base, klc_target *target,
                                klc_objective *objective, klc_optimizer *optimizer,
                                klc_tokenizer *tokenizer, const klc_trainer_options *opts,
