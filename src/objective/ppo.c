@@ -145,12 +145,8 @@ static void shuffle(const klc_update_options *uo, int64_t step, int32_t epoch, i
 
 /* Adam on the value head, with the policy optimizer's betas and eps and learning rate lr
  * (torch.optim.Adam's arithmetic, through the optimizer's own kernel). */
-static int value_head_step(klc_ppo *p, const klc_optimizer_options *oo, double lr) {
+static void value_head_step(klc_ppo *p, const klc_optimizer_options *oo, double lr) {
     const size_t n = (size_t)p->n_embd + 1;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(p->head_grad[i]))
-            return klc_fail(KLC_ERR_NUMERIC, "ppo: the value head's gradient %zu is %g", i,
-                            (double)p->head_grad[i]);
     const double t = (double)(p->adam_steps + 1);
     klc_update_coefs c = {.clip_value = INFINITY,
                           .clip_scale = 1.0f,
@@ -164,6 +160,15 @@ static int value_head_step(klc_ppo *p, const klc_optimizer_options *oo, double l
                           .eps = (float)oo->eps};
     klc_optim_adam_chunk(p->head, p->adam_m, p->adam_v, p->head_grad, n, &c);
     p->adam_steps++;
+}
+
+/* Checked before the policy's update, so that a failed update changes nothing (the
+ * optimizer checks the policy's gradient itself). */
+static int check_head_grad(const klc_ppo *p) {
+    for (int32_t i = 0; i <= p->n_embd; i++)
+        if (!isfinite(p->head_grad[i]))
+            return klc_fail(KLC_ERR_NUMERIC, "ppo: the value head's gradient %d is %g", i,
+                            (double)p->head_grad[i]);
     return KLC_OK;
 }
 
@@ -206,7 +211,8 @@ int klc_ppo_update(klc_objective *obj, klc_model *model, klc_optimizer *opt,
 
     klc_ppo_sums total = {0};
     int32_t updates = 0;
-    klc_optimizer_report rep = {.version = KLC_OPTIMIZER_REPORT_VERSION};
+    klc_optimizer_report own = {.version = KLC_OPTIMIZER_REPORT_VERSION};
+    klc_optimizer_report *rep = uo->report ? uo->report : &own; /* the last update's */
     int status = KLC_OK;
     for (int32_t e = 0; status == KLC_OK && e < s->o.ppo_epochs; e++) {
         shuffle(uo, v.step, e, n, w.perm);
@@ -220,11 +226,10 @@ int klc_ppo_update(klc_objective *obj, klc_model *model, klc_optimizer *opt,
             if (status == KLC_OK)
                 status = klc_ppo_minibatch(p, &s->o, model, &b, w.perm + lo, hi - lo, rows, 1, w.mb,
                                            &mb);
-            if (status == KLC_OK) status = klc_optimizer_step_model(opt, model, &rep);
-            if (status == KLC_OK)
-                status =
-                    value_head_step(p, &oo, s->o.ppo_value_lr > 0 ? s->o.ppo_value_lr : rep.lr);
+            if (status == KLC_OK) status = check_head_grad(p);
+            if (status == KLC_OK) status = klc_optimizer_step_model(opt, model, rep);
             if (status != KLC_OK) break;
+            value_head_step(p, &oo, s->o.ppo_value_lr > 0 ? s->o.ppo_value_lr : rep->lr);
             updates++;
             if (mb.n_tok > 0) {
                 total.pg_loss += mb.pg_loss / mb.n_tok;
@@ -236,11 +241,6 @@ int klc_ppo_update(klc_objective *obj, klc_model *model, klc_optimizer *opt,
     }
     if (status != KLC_OK)
         return klc_fail_context(status, "%s: objective 'ppo' after %d updates: ", FN, updates);
-    if (uo->report) {
-        const uint32_t version = uo->report->version;
-        *uo->report = rep;
-        uo->report->version = version;
-    }
     if (!m) return KLC_OK;
     KLC_TRY(klc_metrics_set(m, "ppo.policy_loss", total.pg_loss / updates));
     KLC_TRY(klc_metrics_set(m, "ppo.value_loss", total.vf_loss / updates));
