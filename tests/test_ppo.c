@@ -346,18 +346,23 @@ static klc_optimizer *optimizer_for(klc_model *model, int32_t kind, double lr) {
 }
 
 /* Parameters after one klc_objective_update with plain SGD (lr 1). */
-static float *updated(step_case *c, klc_objective *obj, klc_metrics *m) {
+static float *updated_with(step_case *c, klc_objective *obj, klc_metrics *m,
+                           const klc_update_options *uo) {
     klc_model *pi = NULL;
     ck_klc(klc_model_clone(c->pi, &pi));
     size_t n;
     float *p = klc_model_params(pi, &n);
     klc_optimizer *opt = optimizer_for(pi, KLC_OPTIMIZER_SGD, 1.0);
-    ck_klc(klc_objective_update(obj, pi, opt, &c->v, &c->seqs, NULL, m));
+    ck_klc(klc_objective_update(obj, pi, opt, &c->v, &c->seqs, uo, m));
     float *out = malloc(n * sizeof *out);
     memcpy(out, p, n * sizeof *out);
     klc_optimizer_destroy(opt);
     klc_model_destroy(pi);
     return out;
+}
+
+static float *updated(step_case *c, klc_objective *obj, klc_metrics *m) {
+    return updated_with(c, obj, m, NULL);
 }
 
 /* With a zero value head, lambda = gamma = 1 and no whitening, PPO's advantages are the
@@ -499,6 +504,54 @@ START_TEST(adaptive_beta_follows_ziegler) {
     *st.beta = 0.3;
     ck_assert(klc_objective_beta(ppo) == 0.3);
     klc_objective_destroy(ppo);
+    step_free(&c);
+}
+END_TEST
+
+/* Micro-batches change the memory, not the updates: the same 3 x 4 updates of the policy
+ * and of the value head with micro-batches of 3 sequences as with whole minibatches. */
+START_TEST(micro_batches_give_the_same_updates) {
+    enum { N = 30 };
+    step_case c;
+    step_make(&c, N);
+    klc_objective_options o = ppo_options();
+    o.ppo_epochs = 3;
+    o.ppo_minibatches = 4;
+    klc_objective *whole = NULL, *micro = NULL;
+    ck_klc(klc_objective_builtin(&o, &whole));
+    ck_klc(klc_objective_builtin(&o, &micro));
+    klc_optimizer_report r1 = {.version = KLC_OPTIMIZER_REPORT_VERSION}, r2 = r1;
+    klc_update_options uo;
+    ck_klc(klc_update_options_init(&uo, KLC_UPDATE_OPTIONS_VERSION));
+    uo.seed = 5;
+    uo.report = &r1;
+    float *p1 = updated_with(&c, whole, NULL, &uo);
+    uo.micro_batch = 3;
+    uo.report = &r2;
+    float *p2 = updated_with(&c, micro, NULL, &uo);
+    ck_assert(r1.step == 12 && r2.step == 12 && r1.grad_norm > 0);
+    ck_assert_msg(fabs(r1.grad_norm - r2.grad_norm) < 1e-5 * r1.grad_norm, "last norms %g, %g",
+                  r1.grad_norm, r2.grad_norm);
+    size_t n;
+    const float *p0 = klc_model_params(c.pi, &n);
+    double diff = 0, move = 0;
+    for (size_t j = 0; j < n; j++) {
+        diff = fmax(diff, fabs((double)p1[j] - p2[j]));
+        move = fmax(move, fabs((double)p1[j] - p0[j]));
+    }
+    ck_assert_msg(move > 1e-3 && diff < 1e-4 * move, "micro-batches moved the policy by %g of %g",
+                  diff, move);
+    klc_ppo_state s1 = {.version = KLC_PPO_STATE_VERSION}, s2 = s1;
+    ck_klc(klc_objective_ppo_state(whole, 0, &s1));
+    ck_klc(klc_objective_ppo_state(micro, 0, &s2));
+    for (int e = 0; e <= EMBD; e++)
+        ck_assert_msg(fabs(s1.value_params[e] - s2.value_params[e]) < 1e-5,
+                      "value head %d: %g vs %g", e, (double)s1.value_params[e],
+                      (double)s2.value_params[e]);
+    free(p1);
+    free(p2);
+    klc_objective_destroy(whole);
+    klc_objective_destroy(micro);
     step_free(&c);
 }
 END_TEST
@@ -647,6 +700,7 @@ int main(void) {
     tcase_add_test(tc, value_gradient_matches_finite_differences);
     tcase_add_test(tc, first_update_is_the_policy_gradient_of_the_advantages);
     tcase_add_test(tc, epochs_and_minibatches_make_their_updates);
+    tcase_add_test(tc, micro_batches_give_the_same_updates);
     tcase_add_test(tc, adaptive_beta_follows_ziegler);
     tcase_add_test(tc, options_are_checked_and_version_1_gets_defaults);
     tcase_add_test(tc, ppo_converges_to_the_kl_control_optimum);
