@@ -31,7 +31,7 @@ static int score_zeros(void *self, const klc_seq_batch *s, double *out) {
 /* RUN_MOMENT: GDC++ on-policy toward a moment target whose lambda changes at step
  * LAMBDA_STEP (as a refit would), so that a resume must restore lambda and carry the Z
  * estimate over to the target's new version. */
-typedef enum { RUN_GDCPP, RUN_KL_CONTROL, RUN_KL_TOKEN, RUN_MOMENT } run_kind;
+typedef enum { RUN_GDCPP, RUN_KL_CONTROL, RUN_KL_TOKEN, RUN_MOMENT, RUN_PPO } run_kind;
 enum { LAMBDA_STEP = 3 };
 
 /* Every handle of one run, made from scratch by run_make. */
@@ -97,8 +97,12 @@ static void run_make(run *r, run_kind kind, int n_embd) {
         klc_feature_ops ops = {KLC_FEATURE_OPS_VERSION, "zeros", 1, score_zeros, NULL};
         ck_klc(klc_feature_create(&ops, &count_tag, NULL, &r->f));
         ck_klc(klc_target_from_reward(r->a, r->f, 1.0, NULL, &r->target));
-        oo.kind = kind == RUN_KL_TOKEN ? KLC_OBJECTIVE_KL_CONTROL_TOKEN : KLC_OBJECTIVE_KL_CONTROL;
-        oo.baseline = KLC_BASELINE_MOVING_AVERAGE;
+        oo.kind = kind == RUN_KL_TOKEN ? KLC_OBJECTIVE_KL_CONTROL_TOKEN
+                  : kind == RUN_PPO    ? KLC_OBJECTIVE_PPO
+                                       : KLC_OBJECTIVE_KL_CONTROL;
+        oo.baseline = kind == RUN_PPO ? KLC_BASELINE_NONE : KLC_BASELINE_MOVING_AVERAGE;
+        oo.ppo_epochs = 2;
+        oo.ppo_minibatches = 2;
         oo.baseline_window = 3;
         oo.beta = 0.5;
         oo.adaptive_beta = 1;
@@ -193,7 +197,7 @@ static void resume_is_exact(run_kind kind) {
         ck_assert_double_gt(klc_metrics_get(r.m, "z_checks"), 1); /* since the new lambda */
     } else {
         ck_assert_double_ne(klc_objective_beta(r.obj), 0.5);
-        ck_assert(isfinite(klc_metrics_get(r.m, "baseline")));
+        if (kind != RUN_PPO) ck_assert(isfinite(klc_metrics_get(r.m, "baseline")));
     }
     const double log_z_half = klc_trainer_log_z(r.tr);
     char path[4200];
@@ -207,7 +211,8 @@ static void resume_is_exact(run_kind kind) {
     ck_assert_int_eq(klc_trainer_steps(r.tr), 0);
     ck_klc(klc_trainer_load_checkpoint(r.tr, dir)); /* the run directory: its latest */
     ck_assert_int_eq(klc_trainer_steps(r.tr), N_HALF);
-    ck_assert_int_eq(klc_optimizer_steps(r.opt), N_HALF);
+    /* PPO updates the policy epochs x minibatches times per step. */
+    ck_assert_int_eq(klc_optimizer_steps(r.opt), N_HALF * (kind == RUN_PPO ? 4 : 1));
     const double log_z_loaded = klc_trainer_log_z(r.tr);
     ck_assert(memcmp(&log_z_half, &log_z_loaded, sizeof log_z_half) == 0);
     run_steps(&r, N_HALF);
@@ -217,7 +222,7 @@ static void resume_is_exact(run_kind kind) {
                      n * sizeof(float)) == 0);
     ck_assert(memcmp(init, resumed, n * sizeof(float)) != 0); /* it did train */
     same_metrics(last, r.m);
-    if (kind == RUN_KL_CONTROL || kind == RUN_KL_TOKEN)
+    if (kind == RUN_KL_CONTROL || kind == RUN_KL_TOKEN || kind == RUN_PPO)
         ck_assert_double_eq(klc_objective_beta(r.obj), beta_straight);
     if (kind == RUN_MOMENT) {
         double lambda;
@@ -228,6 +233,7 @@ static void resume_is_exact(run_kind kind) {
            kind == RUN_GDCPP      ? "GDC++ off-policy"
            : kind == RUN_KL_TOKEN ? "KL-control per token"
            : kind == RUN_MOMENT   ? "GDC++ moment target, lambda changed at step 3"
+           : kind == RUN_PPO      ? "PPO (value head, 2 epochs x 2 minibatches)"
                                   : "KL-control",
            N_HALF, N_HALF, n, klc_metrics_count(r.m),
            kind == RUN_GDCPP ? "proposal updates" : "beta",
@@ -243,6 +249,12 @@ static void resume_is_exact(run_kind kind) {
 
 START_TEST(test_resume_gdcpp_off_policy) {
     resume_is_exact(RUN_GDCPP);
+}
+END_TEST
+
+/* PPO's value head and its Adam state go through the objective's blob. */
+START_TEST(test_resume_ppo) {
+    resume_is_exact(RUN_PPO);
 }
 END_TEST
 
@@ -672,7 +684,7 @@ END_TEST
 /* Every built-in's blob round-trips to the same bytes; blobs that do not fit are refused
  * and leave the objective as it was. */
 START_TEST(test_builtin_state_blobs) {
-    for (int32_t kind = KLC_OBJECTIVE_REINFORCE; kind <= KLC_OBJECTIVE_MLE; kind++) {
+    for (int32_t kind = KLC_OBJECTIVE_REINFORCE; kind <= KLC_OBJECTIVE_PPO; kind++) {
         klc_objective_options oo;
         klc_objective_options_init(&oo, KLC_OBJECTIVE_OPTIONS_VERSION);
         oo.kind = kind;
@@ -683,7 +695,8 @@ START_TEST(test_builtin_state_blobs) {
         ck_klc(klc_objective_builtin(&oo, &b));
         size_t na, nb;
         ck_klc(klc_objective_save_state(a, NULL, 0, &na));
-        ck_assert_uint_eq(na, 56); /* the header alone before any step */
+        /* The header alone before any step (and PPO's part without a value head). */
+        ck_assert_uint_eq(na, kind == KLC_OBJECTIVE_PPO ? 72 : 56);
         unsigned char *ba = malloc(na), *bb = malloc(na);
         ck_klc(klc_objective_save_state(a, ba, na, NULL));
         ck_klc(klc_objective_load_state(b, ba, na));
@@ -733,6 +746,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_resume_gdcpp_off_policy);
     tcase_add_test(tc, test_resume_kl_control);
     tcase_add_test(tc, test_resume_moment_target);
+    tcase_add_test(tc, test_resume_ppo);
     tcase_add_test(tc, test_resume_kl_control_token);
     tcase_add_test(tc, test_keep_last_and_latest);
     tcase_add_test(tc, test_corrupt_and_mismatched_refused);

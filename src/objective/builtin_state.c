@@ -12,13 +12,14 @@
  *   32 next                 int32 (ring position of the next row)
  *   36 reserved, zero       4 bytes
  *   40 beta                 float64
- *   48 family bytes         uint64 (state of the objective's own beyond the above; 0 for
- *                           every kind this format version knows)
+ *   48 family bytes         uint64 (a kind's own state beyond the above: PPO's value head,
+ *                           ppo_state.c; 0 for the other kinds)
  *   56 sum   [window * n_slots] float64
  *      count [window * n_slots] float64
  *      family state         [family bytes]
  * A kind whose state this file does not know how to save is refused, never skipped. */
 #include "objective.h"
+#include "ppo.h"
 
 #include <math.h>
 #include <string.h>
@@ -44,10 +45,15 @@ static size_t ring_values(int32_t window, int32_t n_slots) {
     return (size_t)window * (size_t)n_slots;
 }
 
-/* The kinds whose whole state is beta and the baseline. A new kind with state of its own
- * (e.g. a value head) must be added here with its family bytes, or saving refuses it. */
+/* The kinds this blob covers: beta and the baseline, plus PPO's family state. A new kind
+ * with state of its own must be added here and to the family functions below, or saving
+ * refuses it. */
 static int known_kind(int32_t kind) {
-    return kind >= KLC_OBJECTIVE_REINFORCE && kind <= KLC_OBJECTIVE_MLE;
+    return kind >= KLC_OBJECTIVE_REINFORCE && kind <= KLC_OBJECTIVE_PPO;
+}
+
+static size_t family_bytes(const klc_builtin *s) {
+    return s->ppo ? klc_ppo_state_bytes(s->ppo) : 0;
 }
 
 int klc_builtin_save_state(void *self, void *buf, size_t capacity, size_t *needed) {
@@ -59,7 +65,8 @@ int klc_builtin_save_state(void *self, void *buf, size_t capacity, size_t *neede
                         s->o.kind);
     const klc_baseline *b = &s->base;
     const size_t values = ring_values(b->window, b->n_slots);
-    const size_t size = HEADER_BYTES + 2 * values * sizeof(double);
+    const size_t family = family_bytes(s);
+    const size_t size = HEADER_BYTES + 2 * values * sizeof(double) + family;
     *needed = size;
     if (!buf) return KLC_OK;
     if (capacity < size) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "objective state: short buffer");
@@ -74,12 +81,14 @@ int klc_builtin_save_state(void *self, void *buf, size_t capacity, size_t *neede
     h.n_batches = b->n_batches;
     h.next = b->next;
     h.beta = s->beta;
+    h.family_bytes = family;
     unsigned char *p = buf;
     memcpy(p, &h, sizeof h);
     if (values) {
         memcpy(p + HEADER_BYTES, b->sum, values * sizeof(double));
         memcpy(p + HEADER_BYTES + values * sizeof(double), b->count, values * sizeof(double));
     }
+    if (s->ppo) klc_ppo_state_write(s->ppo, p + HEADER_BYTES + 2 * values * sizeof(double));
     return KLC_OK;
 }
 
@@ -113,15 +122,19 @@ static int check_header(const klc_builtin *s, const header *h, size_t size) {
         (h->n_slots == 0 && (h->n_batches != 0 || h->next != 0)))
         return bad("objective state: ring position %lld / %lld batches is inconsistent", h->next,
                    h->n_batches);
-    if (h->family_bytes != 0)
+    if (!s->ppo && h->family_bytes != 0)
         return bad("objective state: %lld bytes of family state, this kind has %lld",
                    (long long)h->family_bytes, 0);
+    if (h->family_bytes > size)
+        return bad("objective state: %lld bytes of family state in a blob of %lld",
+                   (long long)h->family_bytes, (long long)size);
     if (h->reserved != 0)
         return bad("objective state: reserved field %lld is not %lld", h->reserved, 0);
     if (!(h->beta > 0) || !isfinite(h->beta))
         return klc_fail(KLC_ERR_FORMAT, "objective state: beta = %g must be finite and > 0",
                         h->beta);
-    const size_t want = HEADER_BYTES + 2 * ring_values(h->window, h->n_slots) * sizeof(double);
+    const size_t want = HEADER_BYTES + 2 * ring_values(h->window, h->n_slots) * sizeof(double) +
+                        (size_t)h->family_bytes;
     if (size != want)
         return bad("objective state: %lld bytes where the header announces %lld", (long long)size,
                    (long long)want);
@@ -136,28 +149,37 @@ int klc_builtin_load_state(void *self, const void *buf, size_t size) {
     KLC_TRY(check_header(s, &h, size));
     const size_t values = ring_values(h.window, h.n_slots);
     const unsigned char *p = (const unsigned char *)buf + HEADER_BYTES;
+    for (size_t i = 0; i < 2 * values; i++) {
+        double x;
+        memcpy(&x, p + i * sizeof x, sizeof x);
+        if (!isfinite(x) || (i >= values && x < 0))
+            return klc_fail(KLC_ERR_FORMAT,
+                            "objective state: baseline value %zu is %g (not finite, or a "
+                            "negative count)",
+                            i, x);
+    }
+    /* Allocations last, each undone if a later one fails. */
     double *sum = NULL, *count = NULL;
     if (values) {
         sum = klc_alloc(&s->alloc, values * sizeof(double));
         count = klc_alloc(&s->alloc, values * sizeof(double));
-        if (!sum || !count) {
-            klc_free(&s->alloc, sum, values * sizeof(double));
-            klc_free(&s->alloc, count, values * sizeof(double));
-            return KLC_ERR_OUT_OF_MEMORY;
-        }
-        memcpy(sum, p, values * sizeof(double));
-        memcpy(count, p + values * sizeof(double), values * sizeof(double));
-        for (size_t i = 0; i < values; i++)
-            if (!isfinite(sum[i]) || !isfinite(count[i]) || count[i] < 0) {
-                klc_free(&s->alloc, sum, values * sizeof(double));
-                klc_free(&s->alloc, count, values * sizeof(double));
-                return klc_fail(KLC_ERR_FORMAT,
-                                "objective state: baseline value %zu is not finite (or its count "
-                                "is negative)",
-                                i);
-            }
+    }
+    float *head_block = NULL;
+    int status = values && (!sum || !count) ? KLC_ERR_OUT_OF_MEMORY : KLC_OK;
+    const unsigned char *family = p + 2 * values * sizeof(double);
+    if (status == KLC_OK && s->ppo)
+        status =
+            klc_ppo_state_check(s->ppo, &s->alloc, family, (size_t)h.family_bytes, &head_block);
+    if (status != KLC_OK) {
+        klc_free(&s->alloc, sum, values * sizeof(double));
+        klc_free(&s->alloc, count, values * sizeof(double));
+        return status;
     }
     /* Everything checked: replace the state. */
+    if (values) {
+        memcpy(sum, p, values * sizeof(double));
+        memcpy(count, p + values * sizeof(double), values * sizeof(double));
+    }
     klc_baseline_free(&s->base, &s->alloc);
     s->base.sum = sum;
     s->base.count = count;
@@ -165,5 +187,6 @@ int klc_builtin_load_state(void *self, const void *buf, size_t size) {
     s->base.n_batches = h.n_batches;
     s->base.next = h.next;
     s->beta = h.beta;
+    if (s->ppo) klc_ppo_state_commit(s->ppo, &s->alloc, family, head_block);
     return KLC_OK;
 }
