@@ -29,6 +29,23 @@ int klc_ckpt_parse_name(const char *name, int64_t *step) {
     return 1;
 }
 
+int klc_ckpt_z_alloc(klc_ckpt_z *z, const klc_alloc_ctx *alloc, int32_t n) {
+    z->log_sum = klc_alloc(alloc, (size_t)n * sizeof(double));
+    z->checks = klc_alloc(alloc, (size_t)n * sizeof(int64_t));
+    z->n = n;
+    if (z->log_sum && z->checks) return KLC_OK;
+    klc_ckpt_z_free(z, alloc);
+    return KLC_ERR_OUT_OF_MEMORY;
+}
+
+void klc_ckpt_z_free(klc_ckpt_z *z, const klc_alloc_ctx *alloc) {
+    klc_free(alloc, z->log_sum, (size_t)z->n * sizeof(double));
+    klc_free(alloc, z->checks, (size_t)z->n * sizeof(int64_t));
+    z->log_sum = NULL;
+    z->checks = NULL;
+    z->n = 0;
+}
+
 static int path_join(char *buf, size_t cap, const char *a, const char *b) {
     int n = snprintf(buf, cap, "%s/%s", a, b);
     if (n < 0 || (size_t)n >= cap)
@@ -189,9 +206,7 @@ typedef struct ckpt_state {
     char *meta; /* JSON text (malloc'd by jansson) */
     void *opt_blob, *obj_blob;
     size_t opt_bytes, obj_bytes;
-    double *z_log_sum; /* [n_ctx] */
-    int64_t *z_checks; /* [n_ctx] */
-    int32_t n_ctx;
+    klc_ckpt_z z;
     double *lambda;
     int32_t n_lambda;
     double target_beta;
@@ -204,8 +219,7 @@ static void state_free(ckpt_state *s) {
     klc_free(s->alloc, s->opt_blob, s->opt_bytes);
     klc_free(s->alloc, s->obj_blob, s->obj_bytes);
     klc_free(s->alloc, s->lambda, (size_t)s->n_lambda * sizeof(double));
-    klc_free(s->alloc, s->z_log_sum, (size_t)s->n_ctx * sizeof(double));
-    klc_free(s->alloc, s->z_checks, (size_t)s->n_ctx * sizeof(int64_t));
+    klc_ckpt_z_free(&s->z, s->alloc);
 }
 
 static json_t *model_json(const klc_model *m) {
@@ -267,12 +281,8 @@ static int gather(klc_trainer *t, ckpt_state *s) {
     KLC_TRY(klc_optimizer_save_state(t->opt, s->opt_blob, s->opt_bytes, NULL));
     int z_current = 0;
     if (t->target) {
-        const int32_t nc = klc_z_estimate_num_contexts(t->z);
-        s->z_log_sum = klc_alloc(s->alloc, (size_t)nc * sizeof(double));
-        s->z_checks = klc_alloc(s->alloc, (size_t)nc * sizeof(int64_t));
-        if (!s->z_log_sum || !s->z_checks) return KLC_ERR_OUT_OF_MEMORY;
-        s->n_ctx = nc;
-        KLC_TRY(klc_z_estimate_get_state(t->z, nc, s->z_log_sum, s->z_checks));
+        KLC_TRY(klc_ckpt_z_alloc(&s->z, s->alloc, klc_z_estimate_num_contexts(t->z)));
+        KLC_TRY(klc_z_estimate_get_state(t->z, s->z.n, s->z.log_sum, s->z.checks));
         z_current = klc_z_estimate_target_version(t->z) == klc_target_version(t->target);
         const int32_t nl = klc_target_num_lambda(t->target);
         if (nl > 0) {
@@ -295,9 +305,9 @@ static int write_state(klc_trainer *t, const ckpt_state *s, const char *path) {
     sec[n++] = (klc_sf_section){KLC_SEC_OBJECTIVE, s->obj_blob, s->obj_bytes};
     sec[n++] = (klc_sf_section){KLC_SEC_POLICY_SUM, &s->policy_sum, sizeof s->policy_sum};
     if (t->target) {
-        const size_t nc = (size_t)s->n_ctx;
-        sec[n++] = (klc_sf_section){KLC_SEC_Z_LOG_SUM, s->z_log_sum, nc * sizeof(double)};
-        sec[n++] = (klc_sf_section){KLC_SEC_Z_CHECKS, s->z_checks, nc * sizeof(int64_t)};
+        const size_t nc = (size_t)s->z.n;
+        sec[n++] = (klc_sf_section){KLC_SEC_Z_LOG_SUM, s->z.log_sum, nc * sizeof(double)};
+        sec[n++] = (klc_sf_section){KLC_SEC_Z_CHECKS, s->z.checks, nc * sizeof(int64_t)};
         sec[n++] =
             (klc_sf_section){KLC_SEC_LAMBDA, s->lambda, (size_t)s->n_lambda * sizeof(double)};
         if (s->has_target_beta)

@@ -23,6 +23,18 @@ enum { KLC_CKPT_STEP_DIGITS = 12, KLC_CKPT_PATH_MAX = 4096 };
 /* uint64: klc_sf_checksum of the policy's parameters, which model.safetensors holds. */
 #define KLC_SEC_POLICY_SUM "policy.checksum"
 
+/* The Z estimate's state as the state file holds it. */
+typedef struct klc_ckpt_z {
+    double *log_sum; /* [n] */
+    int64_t *checks; /* [n] */
+    int32_t n;
+} klc_ckpt_z;
+
+/* Arrays for n contexts (KLC_ERR_OUT_OF_MEMORY, nothing kept, on failure); free accepts a
+ * zeroed struct. */
+int klc_ckpt_z_alloc(klc_ckpt_z *z, const klc_alloc_ctx *alloc, int32_t n);
+void klc_ckpt_z_free(klc_ckpt_z *z, const klc_alloc_ctx *alloc);
+
 /* Whether name is "step-" followed by exactly 12 digits; *step receives the number. */
 int klc_ckpt_parse_name(const char *name, int64_t *step);
 

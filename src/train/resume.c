@@ -22,9 +22,7 @@ typedef struct staged {
     size_t opt_bytes, obj_bytes, obj_old_bytes;
     float *proposal;
     size_t proposal_count;
-    double *z_log_sum; /* [n_ctx] */
-    int64_t *z_checks; /* [n_ctx] */
-    int32_t n_ctx;
+    klc_ckpt_z z;
     int z_current;
     double *lambda;
     size_t n_lambda;
@@ -42,8 +40,7 @@ static void staged_free(staged *s) {
     klc_free(s->alloc, s->obj_old, s->obj_old_bytes);
     klc_free(s->alloc, s->proposal, s->proposal_count * sizeof(float));
     klc_free(s->alloc, s->lambda, s->n_lambda * sizeof(double));
-    klc_free(s->alloc, s->z_log_sum, (size_t)s->n_ctx * sizeof(double));
-    klc_free(s->alloc, s->z_checks, (size_t)s->n_ctx * sizeof(int64_t));
+    klc_ckpt_z_free(&s->z, s->alloc);
 }
 
 static int mismatch(const staged *s, const char *what, long long saved, long long here) {
@@ -214,16 +211,13 @@ static int read_sections(klc_trainer *t, staged *s) {
     KLC_TRY(read_blob(s, KLC_SEC_OBJECTIVE, &s->obj_blob, &s->obj_bytes));
     if (t->target) {
         const int32_t nc = klc_z_estimate_num_contexts(t->z);
-        s->z_log_sum = klc_alloc(s->alloc, (size_t)nc * sizeof(double));
-        s->z_checks = klc_alloc(s->alloc, (size_t)nc * sizeof(int64_t));
-        if (!s->z_log_sum || !s->z_checks) return KLC_ERR_OUT_OF_MEMORY;
-        s->n_ctx = nc;
-        KLC_TRY(read_exact(s, KLC_SEC_Z_LOG_SUM, s->z_log_sum, (size_t)nc * sizeof(double)));
-        KLC_TRY(read_exact(s, KLC_SEC_Z_CHECKS, s->z_checks, (size_t)nc * sizeof(int64_t)));
+        KLC_TRY(klc_ckpt_z_alloc(&s->z, s->alloc, nc));
+        KLC_TRY(read_exact(s, KLC_SEC_Z_LOG_SUM, s->z.log_sum, (size_t)nc * sizeof(double)));
+        KLC_TRY(read_exact(s, KLC_SEC_Z_CHECKS, s->z.checks, (size_t)nc * sizeof(int64_t)));
         /* Validated by a scratch estimate, so that the real one cannot refuse later. */
         klc_z_estimate *scratch = NULL;
         KLC_TRY(klc_z_estimate_create(nc, t->o.allocator, &scratch));
-        int st = klc_z_estimate_set_state(scratch, 1, nc, s->z_log_sum, s->z_checks);
+        int st = klc_z_estimate_set_state(scratch, 1, nc, s->z.log_sum, s->z.checks);
         klc_z_estimate_destroy(scratch);
         if (st != KLC_OK)
             return klc_fail_context(KLC_ERR_FORMAT, "%s/%s: section z: ", s->dir,
@@ -291,7 +285,7 @@ static int commit(klc_trainer *t, staged *s) {
             klc_target_set_beta(t->target, s->target_beta);
         /* Version 0 is never a target's: a Z estimate stale at the save stays stale. */
         const uint64_t v = s->z_current ? klc_target_version(t->target) : 0;
-        klc_z_estimate_set_state(t->z, v, s->n_ctx, s->z_log_sum, s->z_checks);
+        klc_z_estimate_set_state(t->z, v, s->z.n, s->z.log_sum, s->z.checks);
     }
     t->step = s->step;
     t->proposal_updates = s->proposal_updates;
