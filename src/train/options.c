@@ -2,7 +2,12 @@
 #include "trainer.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
+
+size_t tr_options_size(uint32_t version) {
+    return version >= 2 ? sizeof(klc_trainer_options) : offsetof(klc_trainer_options, contexts);
+}
 
 int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version) {
     if (!opts) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_trainer_options_init: NULL opts");
@@ -10,7 +15,8 @@ int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version) {
         return klc_fail(KLC_ERR_UNSUPPORTED,
                         "klc_trainer_options_init: version %u (this library knows 1..%d)", version,
                         KLC_TRAINER_OPTIONS_VERSION);
-    memset(opts, 0, sizeof *opts);
+    /* A caller compiled against version 1 has a shorter struct: write only its fields. */
+    memset(opts, 0, tr_options_size(version));
     opts->version = version;
     opts->batch_size = 64;
     opts->eos_id = 50256;
