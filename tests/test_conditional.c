@@ -65,24 +65,11 @@ static int valid(int n) {
     return 0;
 }
 
-static double logsumexp(const double *x, int n) {
-    double mx = -INFINITY, s = 0;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    if (mx == -INFINITY) return mx;
-    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
-    return mx + log(s);
-}
-
 /* The mean over contexts of KL(p(.|c) || m(.|c)), exactly. */
 static double exact_kl(const double *logP, klc_model *m) {
     double lm[NC * NX], kl = 0;
     exact_logp(m, lm);
-    for (int c = 0; c < NC; c++) {
-        const double *lp = logP + c * NX;
-        const double logz = logsumexp(lp, NX);
-        for (int j = 0; j < NX; j++)
-            if (lp[j] > -INFINITY) kl += exp(lp[j] - logz) * (lp[j] - logz - lm[c * NX + j]);
-    }
+    for (int c = 0; c < NC; c++) kl += tu_exact_kl(logP + c * NX, lm + c * NX, NX);
     return kl / NC;
 }
 
@@ -156,10 +143,18 @@ static void setup_free(setup *s) {
     klc_model_destroy(s->a);
 }
 
-static void frozen_optimizer(klc_optimizer_options *po) {
-    klc_optimizer_options_init(po, KLC_OPTIMIZER_OPTIONS_VERSION);
-    po->kind = KLC_OPTIMIZER_ADAM;
-    po->lr = 0; /* pi stays a, so every check samples the same q */
+/* A trainer whose policy stays a (learning rate 0), so that every check samples the same
+ * q; batch_size sequences per step assigned to contexts by `order`. */
+static void setup_frozen(setup *s, int32_t batch_size, int32_t order) {
+    klc_optimizer_options po;
+    klc_optimizer_options_init(&po, KLC_OPTIMIZER_OPTIONS_VERSION);
+    po.kind = KLC_OPTIMIZER_ADAM;
+    po.lr = 0;
+    klc_trainer_options to;
+    trainer_options(s, &to);
+    to.batch_size = batch_size;
+    to.context_order = order;
+    setup_make(s, &po, &to);
 }
 
 /* The listed continuation a batch row is, or -1. */
@@ -179,11 +174,7 @@ static int find(const klc_batch *cb, int32_t i) {
  * only (the exact conditional values), and contexts go round-robin. */
 START_TEST(test_batch_is_conditional) {
     setup s;
-    klc_optimizer_options po;
-    frozen_optimizer(&po);
-    klc_trainer_options to;
-    trainer_options(&s, &to);
-    setup_make(&s, &po, &to);
+    setup_frozen(&s, 129, KLC_CONTEXTS_ROUND_ROBIN);
     ck_klc(klc_trainer_step(s.tr, s.m));
     klc_batch *b = klc_trainer_batch(s.tr);
     double la[NC * NX];
@@ -242,13 +233,8 @@ static void exact_z(const setup *s, double z[NC], double var1[NC]) {
 START_TEST(test_z_per_context) {
     for (int order = 0; order < 2; order++) {
         setup s;
-        klc_optimizer_options po;
-        frozen_optimizer(&po);
-        klc_trainer_options to;
-        trainer_options(&s, &to);
-        to.batch_size = 3000;
-        to.context_order = order ? KLC_CONTEXTS_RANDOM : KLC_CONTEXTS_ROUND_ROBIN;
-        setup_make(&s, &po, &to);
+        const int32_t batch_size = 3000;
+        setup_frozen(&s, batch_size, order ? KLC_CONTEXTS_RANDOM : KLC_CONTEXTS_ROUND_ROBIN);
         double z[NC], var1[NC], inv_counts[NC] = {0};
         exact_z(&s, z, var1);
         int checks = 0;
@@ -262,7 +248,7 @@ START_TEST(test_z_per_context) {
             int32_t count[NC] = {0};
             for (int32_t i = 0; i < klc_batch_size(b); i++) count[klc_batch_context_ids(b)[i]]++;
             if (order == 0)
-                for (int c = 0; c < NC; c++) ck_assert_int_eq(count[c], to.batch_size / NC);
+                for (int c = 0; c < NC; c++) ck_assert_int_eq(count[c], batch_size / NC);
             else
                 ck_assert(count[0] != count[1] || count[1] != count[2]);
             for (int c = 0; c < NC; c++) inv_counts[c] += 1.0 / count[c];
@@ -287,13 +273,7 @@ END_TEST
  * the batch, with contexts drawn at random so that their sample counts differ. */
 START_TEST(test_metrics_average_contexts) {
     setup s;
-    klc_optimizer_options po;
-    frozen_optimizer(&po);
-    klc_trainer_options to;
-    trainer_options(&s, &to);
-    to.batch_size = 600;
-    to.context_order = KLC_CONTEXTS_RANDOM;
-    setup_make(&s, &po, &to);
+    setup_frozen(&s, 600, KLC_CONTEXTS_RANDOM);
     ck_klc(klc_trainer_step(s.tr, s.m));
     klc_batch *b = klc_trainer_batch(s.tr);
     const double *logP = klc_batch_logP(b), *logq = klc_batch_logq(b);
@@ -354,11 +334,8 @@ END_TEST
  * never read past its end; bad contexts are refused at creation. */
 START_TEST(test_options_and_refusals) {
     setup s;
-    klc_optimizer_options po;
-    frozen_optimizer(&po);
+    setup_frozen(&s, 129, KLC_CONTEXTS_ROUND_ROBIN);
     klc_trainer_options to;
-    trainer_options(&s, &to);
-    setup_make(&s, &po, &to);
     klc_trainer *tr = NULL;
     /* A version-1 struct: whatever follows its last field is not the caller's. */
     klc_trainer_options v1;

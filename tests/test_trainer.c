@@ -60,21 +60,11 @@ static int zeros(int i) {
     return c;
 }
 
-static double logsumexp(const double *x, int n) {
-    double mx = -INFINITY, s = 0;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    if (mx == -INFINITY) return mx;
-    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
-    return mx + log(s);
-}
-
 /* KL(p||m) for p proportional to exp(logP), exactly. */
 static double exact_kl(const double *logP, klc_model *m) {
-    double lm[NX], kl = 0, logz = logsumexp(logP, NX);
+    double lm[NX];
     exact_logp(m, lm);
-    for (int i = 0; i < NX; i++)
-        if (logP[i] > -INFINITY) kl += exp(logP[i] - logz) * (logP[i] - logz - lm[i]);
-    return kl;
+    return tu_exact_kl(logP, lm, NX);
 }
 
 /* Features over generated token ids: "contains token 0" (0/1) and "how many 0s". */
@@ -233,7 +223,7 @@ START_TEST(test_kl_control_converges) {
     setup s;
     convergence_setup(&s, KLC_OBJECTIVE_KL_CONTROL);
     const double kl = train_exact(&s, "KL-control");
-    double lpi[NX], logz = logsumexp(s.logP, NX), reverse = 0;
+    double lpi[NX], logz = tu_logsumexp(s.logP, NX), reverse = 0;
     exact_logp(s.pi, lpi);
     for (int i = 0; i < NX; i++) reverse += exp(lpi[i]) * (lpi[i] - (s.logP[i] - logz));
     printf("KL-control: exact KL(pi||p_z) %.2e (beta %.3f)\n", reverse,
@@ -286,7 +276,7 @@ START_TEST(test_z_estimate) {
         setup s;
         setup_make(&s, KLC_OBJECTIVE_DPG, KLC_OPTIMIZER_ADAM, 0.0, &to);
         ck_assert(isnan(klc_trainer_log_z(s.tr)));
-        double exact = logsumexp(s.logP, NX);
+        double exact = tu_logsumexp(s.logP, NX);
         ck_klc(klc_trainer_step(s.tr, s.m));
         double est = klc_trainer_log_z(s.tr);
         printf("Z (%s): log Z exact %.5f, estimate %.5f\n", extra ? "extra samples" : "batch",
