@@ -1753,7 +1753,8 @@ typedef struct klc_trainer_options {
     /* Version 2. Prompts for a conditional target (see "Contexts" above), copied at
      * creation: NULL (default) for none, else contexts->n_seq prompts (1 .. 65536), prompt
      * c being contexts->tokens[c*contexts->max_len ..] of length contexts->lengths[c], in
-     * 1 .. max_len - 1 (score_from and sample_ids are ignored); bos_id is then unused. */
+     * 1 .. max_len - 1 (score_from and sample_ids are ignored); bos_id is then unused.
+     * z_samples, when not 0, must be at least n_seq. */
     const klc_seqs *contexts;
     int32_t context_order; /* KLC_CONTEXTS_*; default KLC_CONTEXTS_ROUND_ROBIN */
 } klc_trainer_options;

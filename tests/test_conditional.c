@@ -364,6 +364,22 @@ START_TEST(test_options_and_refusals) {
     ck_status(klc_trainer_create(s.pi, s.a, s.target, s.obj, s.opt, NULL, &to, &tr),
               KLC_ERR_INVALID_ARGUMENT, "context 1: token outside the vocabulary");
     c = s.contexts;
+    to.z_samples = NC - 1;
+    ck_status(klc_trainer_create(s.pi, s.a, s.target, s.obj, s.opt, NULL, &to, &tr),
+              KLC_ERR_INVALID_ARGUMENT, "z_samples = 2 must be 0 or at least the 3 contexts");
+    /* Extra Z samples go round-robin, whatever the training batch's order. */
+    to.z_samples = 300;
+    to.context_order = KLC_CONTEXTS_RANDOM;
+    ck_klc(klc_trainer_create(s.pi, s.a, s.target, s.obj, s.opt, NULL, &to, &tr));
+    ck_klc(klc_trainer_step(tr, s.m));
+    double z[NC], var1[NC];
+    exact_z(&s, z, var1);
+    for (int k = 0; k < NC; k++) {
+        const double se = sqrt(var1[k] / (300 / NC));
+        ck_assert_double_le(fabs(exp(klc_trainer_context_log_z(tr, k)) - z[k]), 4 * se);
+    }
+    klc_trainer_destroy(tr);
+    tr = NULL;
     to.context_order = 2;
     ck_status(klc_trainer_create(s.pi, s.a, s.target, s.obj, s.opt, NULL, &to, &tr),
               KLC_ERR_INVALID_ARGUMENT, "context_order");

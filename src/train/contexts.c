@@ -52,6 +52,13 @@ int tr_contexts_create(klc_trainer *t, int32_t vocab, int32_t grouped) {
     int32_t longest = 0;
     if (c) {
         KLC_TRY(check_contexts(c, vocab, t->max_len));
+        /* The extra Z samples go round-robin: fewer than the contexts would leave some
+         * without an estimate for good. */
+        if (t->o.z_samples > 0 && t->o.z_samples < c->n_seq)
+            return klc_fail(KLC_ERR_INVALID_ARGUMENT,
+                            "klc_trainer_create: option z_samples = %d must be 0 or at least the "
+                            "%d contexts",
+                            t->o.z_samples, c->n_seq);
         t->n_contexts = c->n_seq;
         for (int32_t k = 0; k < c->n_seq; k++)
             if (c->lengths[k] > longest) longest = c->lengths[k];
