@@ -330,26 +330,31 @@ START_TEST(test_gdcpp_converges_per_context) {
 }
 END_TEST
 
-/* Version 1 options (without contexts) are still accepted and their caller's struct is
+/* Version 1 and 2 options (without contexts) are still accepted and their caller's struct is
  * never read past its end; bad contexts are refused at creation. */
 START_TEST(test_options_and_refusals) {
     setup s;
     setup_frozen(&s, 129, KLC_CONTEXTS_ROUND_ROBIN);
     klc_trainer_options to;
     klc_trainer *tr = NULL;
-    /* A version-1 struct: whatever follows its last field is not the caller's. */
-    klc_trainer_options v1;
-    memset(&v1, 0xA5, sizeof v1);
-    ck_klc(klc_trainer_options_init(&v1, 1));
-    const unsigned char *tail = (const unsigned char *)&v1.contexts;
-    ck_assert_int_eq(tail[0], 0xA5);
-    v1.max_len = T, v1.max_new_tokens = GEN, v1.eos_id = EOT, v1.bos_id = EOT;
-    v1.eval_samples = 0;
-    ck_klc(klc_trainer_create(s.pi, s.a, s.target, s.obj, s.opt, NULL, &v1, &tr));
-    ck_klc(klc_trainer_step(tr, s.m));
-    ck_assert_int_eq(klc_batch_context_ids(klc_trainer_batch(tr))[5], 0);
-    ck_assert(isnan(klc_trainer_context_log_z(tr, 1)));
-    klc_trainer_destroy(tr);
+    /* Version-1 and version-2 structs: whatever follows their last field is not the
+     * caller's, and they have no contexts. */
+    for (uint32_t version = 1; version <= 2; version++) {
+        klc_trainer_options old;
+        memset(&old, 0xA5, sizeof old);
+        ck_klc(klc_trainer_options_init(&old, version));
+        const unsigned char *tail = version == 1 ? (const unsigned char *)&old.diversity_period
+                                                 : (const unsigned char *)&old.contexts;
+        ck_assert_int_eq(tail[0], 0xA5);
+        old.max_len = T, old.max_new_tokens = GEN, old.eos_id = EOT, old.bos_id = EOT;
+        old.eval_samples = 0;
+        ck_klc(klc_trainer_create(s.pi, s.a, s.target, s.obj, s.opt, NULL, &old, &tr));
+        ck_klc(klc_trainer_step(tr, s.m));
+        ck_assert_int_eq(klc_batch_context_ids(klc_trainer_batch(tr))[5], 0);
+        ck_assert_int_eq(klc_batch_prompt_lengths(klc_trainer_batch(tr))[5], 1);
+        ck_assert(isnan(klc_trainer_context_log_z(tr, 1)));
+        klc_trainer_destroy(tr);
+    }
 
     const int32_t too_long[1] = {T}, bad_token[NC] = {1, 1, 1}, long_prompt[T] = {0};
     klc_seqs c = s.contexts;

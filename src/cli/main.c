@@ -15,6 +15,7 @@ typedef struct command {
 
 static const command COMMANDS[] = {
     {"logprob", klc_cmd_logprob, "log-probabilities of token sequences under a model"},
+    {"plot", klc_cmd_plot, "draw a run's metrics log (JSON lines) as SVG curves"},
     {"tokenizer", klc_cmd_tokenizer, "encode, decode, or train a byte-level BPE tokenizer"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof *COMMANDS)
