@@ -1721,8 +1721,25 @@ KLC_API int klc_z_estimate_set_state(klc_z_estimate *z, uint64_t target_version,
  *      report its last update, and there is no "loss");
  *   9. metrics (below), evaluation every eval_period steps, and the callback.
  *
- * Contexts (prompts) are not handled yet: every sequence starts from bos_id, and targets
- * are unconditional.
+ * Contexts (prompts, options version 3). Without contexts every sequence starts from
+ * bos_id and there is one Z. With options.contexts, sequence g of a step (its global index)
+ * continues one of the n_contexts prompts, and the target is conditional, P(x | c)
+ * (klc_target, "Conditional targets"): the sequence x excludes its prompt, so log a, log q,
+ * log pi and log P sum the generated positions only, and features see the generated
+ * tokens and their text only (context_ids tells them the prompt). The training batch's
+ * sequences take their contexts by options.context_order (KLC_CONTEXTS_*); the extra Z
+ * samples and the evaluation samples always go round-robin, g mod n_contexts. There is one
+ * running Z estimate per context, and each sequence's weight uses its own context's Z_c.
+ * A context's Z check is due, besides the usual times, at the first step whose training
+ * batch holds a context that has none yet (a check adds to every context its sample
+ * holds). Metrics are averaged over the contexts present in the batch, each context
+ * weighing the same whatever its number of samples (ALGORITHMS.md section 2): a mean
+ * such as train.b_mean is the mean over contexts of the context's mean, and KL(p||pi) the
+ * mean over contexts of KL(p(.|c) || pi(.|c)), each estimated with its own Z_c; ess is the
+ * sum of the contexts' effective sample sizes (so still in 0..n) and max_weight_share
+ * the mean of their largest shares; proposal_criterion is the mean of the contexts'
+ * criteria. log_z is then the mean of the contexts' log Z_c (over those that have one)
+ * and z_checks the fewest checks any context has.
  *
  * Metrics of a step, in a klc_metrics table (names as listed; "<f>" is a feature's name,
  * with ".<k>" appended for dimension k of a feature of dim > 1). Names starting with
@@ -1807,9 +1824,18 @@ enum {
  * KLC_ERR_CALLBACK (the step itself is complete and counted). */
 typedef int (*klc_trainer_callback)(void *userdata, int64_t step, const klc_metrics *metrics);
 
-/* Version 2 appended the diversity and gradient-variance fields; a version-1 struct (all
- * fields up to allocator) is still accepted, the appended ones taking their defaults. */
-#define KLC_TRAINER_OPTIONS_VERSION 2
+/* How the training batch's sequences are assigned to contexts. */
+enum {
+    KLC_CONTEXTS_ROUND_ROBIN = 0, /* sequence g continues context g mod n_contexts (default):
+                                     every context gets its share of each batch */
+    KLC_CONTEXTS_RANDOM = 1       /* each sequence draws its context uniformly, from
+                                     klc_rng(seed, KLC_STREAM_DATA, step) at (g, 0) */
+};
+
+/* Version 2 appended the diversity and gradient-variance fields, version 3 the contexts;
+ * an older struct (version 1: every field up to allocator; version 2: up to
+ * grad_variance_samples) is still accepted, the appended fields taking their defaults. */
+#define KLC_TRAINER_OPTIONS_VERSION 3
 typedef struct klc_trainer_options {
     uint32_t version;
     int32_t batch_size;  /* sequences sampled and scored per step, >= 1; default 64 */
@@ -1846,6 +1872,13 @@ typedef struct klc_trainer_options {
      * first min(grad_variance_samples, batch_size) sequences of the training batch. */
     int32_t grad_variance_period;  /* 0 (default): never */
     int32_t grad_variance_samples; /* >= 2; default 32 */
+    /* Version 3. Prompts for a conditional target (see "Contexts" above), copied at
+     * creation: NULL (default) for none, else contexts->n_seq prompts (1 .. 65536), prompt
+     * c being contexts->tokens[c*contexts->max_len ..] of length contexts->lengths[c], in
+     * 1 .. max_len - 1 (score_from and sample_ids are ignored); bos_id is then unused.
+     * z_samples, when not 0, must be at least n_seq. */
+    const klc_seqs *contexts;
+    int32_t context_order; /* KLC_CONTEXTS_*; default KLC_CONTEXTS_ROUND_ROBIN */
 } klc_trainer_options;
 
 KLC_API int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version);
@@ -1897,8 +1930,12 @@ KLC_API int klc_trainer_memory(const klc_trainer *trainer, klc_trainer_memory_in
 
 /* Steps completed (-1 for NULL). */
 KLC_API int64_t klc_trainer_steps(const klc_trainer *trainer);
-/* The running estimate of log Z, NaN before the first check or without a target. */
+/* The running estimate of log Z, NaN before the first check or without a target; with
+ * contexts, context 0's (see klc_trainer_context_log_z). */
 KLC_API double klc_trainer_log_z(const klc_trainer *trainer);
+/* The running estimate of log Z_c for context c (0 without contexts), NaN before the
+ * context's first check, without a target or for a context out of range. */
+KLC_API double klc_trainer_context_log_z(const klc_trainer *trainer, int32_t context);
 /* The proposal q (borrowed): the trainer's copy off-policy, the policy on-policy. */
 KLC_API klc_model *klc_trainer_proposal(const klc_trainer *trainer);
 /* The last training batch (borrowed; its slots as the step filled them). */

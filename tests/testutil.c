@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,22 @@ int tu_write_file(const char *path, const void *data, size_t size) {
     if (!f) return -1;
     size_t w = fwrite(data, 1, size, f);
     return (fclose(f) == 0 && w == size) ? 0 : -1;
+}
+
+double tu_logsumexp(const double *x, int n) {
+    double mx = -INFINITY, s = 0;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY) return mx;
+    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
+    return mx + log(s);
+}
+
+double tu_exact_kl(const double *logP, const double *logm, int n) {
+    const double logz = tu_logsumexp(logP, n);
+    double kl = 0;
+    for (int i = 0; i < n; i++)
+        if (logP[i] > -INFINITY) kl += exp(logP[i] - logz) * (logP[i] - logz - logm[i]);
+    return kl;
 }
 
 int tu_run_suite(Suite *s) {

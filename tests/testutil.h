@@ -47,6 +47,12 @@ void tu_remove_tree(const char *path);
 char *tu_read_file(const char *path, size_t *size);
 /* Writes a whole file; returns 0 on success. */
 int tu_write_file(const char *path, const void *data, size_t size);
+/* log sum_i exp(x[i]) in double, the largest term taken out; -inf when every x is -inf. */
+double tu_logsumexp(const double *x, int n);
+/* KL(p||m) over n listed sequences, exactly: p proportional to exp(logP) (-inf for P = 0),
+ * logm the normalised log-probabilities of a model m. */
+double tu_exact_kl(const double *logP, const double *logm, int n);
+
 /* Runs a suite and returns the process exit status (0 when every test passed). */
 int tu_run_suite(Suite *s);
 

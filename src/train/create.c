@@ -48,6 +48,8 @@ static int check_options(const klc_trainer_options *o, const klc_model_options *
     if (o->grad_variance_samples < 2) return bad("option grad_variance_samples must be >= 2");
     if (o->grad_variance_period > 0 && o->batch_size < 2)
         return bad("option grad_variance_period > 0 needs batch_size >= 2");
+    if (o->context_order != KLC_CONTEXTS_ROUND_ROBIN && o->context_order != KLC_CONTEXTS_RANDOM)
+        return bad("option context_order must be one of KLC_CONTEXTS_*");
     return KLC_OK;
 }
 
@@ -135,7 +137,7 @@ static int make_sampler(klc_trainer *t, klc_model *model, int32_t rows, klc_samp
     klc_sampler_options_init(&so, KLC_SAMPLER_OPTIONS_VERSION);
     so.max_rows = rows < 64 ? rows : 64;
     so.max_len = t->max_len;
-    so.max_prompt_len = 1;
+    so.max_prompt_len = tr_longest_prompt(t);
     so.allocator = t->o.allocator;
     return klc_sampler_create(model, &so, out);
 }
@@ -143,7 +145,9 @@ static int make_sampler(klc_trainer *t, klc_model *model, int32_t rows, klc_samp
 static int allocate(klc_trainer *t, int32_t vocab) {
     const klc_trainer_options *o = &t->o;
     KLC_TRY(klc_metrics_create(o->allocator, &t->m));
-    if (t->target) KLC_TRY(klc_z_estimate_create(1, o->allocator, &t->z));
+    KLC_TRY(
+        tr_contexts_create(t, vocab, max32(o->batch_size, max32(o->z_samples, o->eval_samples))));
+    if (t->target) KLC_TRY(klc_z_estimate_create(t->n_contexts, o->allocator, &t->z));
     if (o->proposal != KLC_PROPOSAL_ON_POLICY) KLC_TRY(klc_model_clone(t->policy, &t->q));
     KLC_TRY(tr_batch_create(t, &t->train, o->batch_size));
     if (o->z_samples > 0) KLC_TRY(tr_batch_create(t, &t->zb, o->z_samples));
@@ -174,7 +178,6 @@ static int allocate(klc_trainer *t, int32_t vocab) {
     if (t->q) KLC_TRY(klc_model_reserve(t->q, q_rows, t->max_len, 0));
     size_t n;
     if (!klc_model_grads(t->policy, &n)) return KLC_ERR_OUT_OF_MEMORY;
-    (void)vocab;
     return KLC_OK;
 }
 
@@ -244,6 +247,7 @@ void klc_trainer_destroy(klc_trainer *t) {
     tr_batch_destroy(t, &t->train);
     tr_batch_destroy(t, &t->zb);
     tr_batch_destroy(t, &t->eval);
+    tr_contexts_destroy(t);
     tr_batch_destroy(t, &t->div);
     tr_grad_var_destroy(&ctx, t->gvar);
     klc_free(&ctx, t->hashes, t->hash_cap * sizeof(uint64_t));
@@ -267,8 +271,8 @@ int klc_trainer_memory(const klc_trainer *t, klc_trainer_memory_info *out) {
     out->proposal_bytes = model_bytes(t->q);
     out->optimizer_bytes = klc_optimizer_state_size(t->opt);
     out->sampler_bytes = klc_sampler_bytes(t->pi_sampler) + klc_sampler_bytes(t->q_sampler);
-    out->batch_bytes =
-        t->train.bytes + t->zb.bytes + t->eval.bytes + t->hash_cap * sizeof(uint64_t) + sizeof *t;
+    out->batch_bytes = t->train.bytes + t->zb.bytes + t->eval.bytes +
+                       t->hash_cap * sizeof(uint64_t) + t->ctx_bytes + sizeof *t;
     out->batch_bytes += t->div.bytes + (t->gvar ? t->gvar->bytes : 0);
     out->total_bytes = out->policy_bytes + out->base_bytes + out->proposal_bytes +
                        out->optimizer_bytes + out->sampler_bytes + out->batch_bytes;
@@ -280,7 +284,11 @@ int64_t klc_trainer_steps(const klc_trainer *t) {
 }
 
 double klc_trainer_log_z(const klc_trainer *t) {
-    return t && t->z ? klc_z_estimate_log_z(t->z, 0) : NAN;
+    return klc_trainer_context_log_z(t, 0);
+}
+
+double klc_trainer_context_log_z(const klc_trainer *t, int32_t context) {
+    return t && t->z ? klc_z_estimate_log_z(t->z, context) : NAN;
 }
 
 klc_model *klc_trainer_proposal(const klc_trainer *t) {

@@ -11,6 +11,8 @@ int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version) {
         return klc_fail(KLC_ERR_UNSUPPORTED,
                         "klc_trainer_options_init: version %u (this library knows 1..%d)", version,
                         KLC_TRAINER_OPTIONS_VERSION);
+    /* A caller compiled against an older version has a shorter struct: write only its
+     * fields. */
     memset(opts, 0, tr_options_size(version));
     opts->version = version;
     opts->batch_size = 64;
@@ -30,6 +32,7 @@ int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version) {
 }
 
 size_t tr_options_size(uint32_t version) {
-    return version >= 2 ? sizeof(klc_trainer_options)
+    if (version >= 3) return sizeof(klc_trainer_options);
+    return version == 2 ? offsetof(klc_trainer_options, contexts)
                         : offsetof(klc_trainer_options, diversity_period);
 }

@@ -23,14 +23,22 @@ static klc_sampler *q_sampler(const klc_trainer *t) {
     return t->q ? t->q_sampler : t->pi_sampler;
 }
 
-/* A Z check is due before the first update, every z_period steps, and as soon as the
- * target changed (the running estimate would otherwise average two different Z). */
+/* Whether a context of the training batch has no Z estimate yet. */
+static int context_without_z(const klc_trainer *t) {
+    const klc_batch *b = t->train.b;
+    for (int32_t i = 0; i < b->n_seq; i++)
+        if (klc_z_estimate_checks(t->z, b->context_ids[i]) == 0) return 1;
+    return 0;
+}
+
+/* A Z check is due before the first update (of each context), every z_period steps, and as
+ * soon as the target changed (the running estimate would otherwise average two different
+ * Z). */
 static int z_check(klc_trainer *t, int *made) {
     *made = 0;
     if (!t->target) return KLC_OK;
     const uint64_t version = klc_target_version(t->target);
-    const int stale =
-        klc_z_estimate_checks(t->z, 0) == 0 || klc_z_estimate_target_version(t->z) != version;
+    const int stale = klc_z_estimate_target_version(t->z) != version || context_without_z(t);
     if (!stale && t->step % t->o.z_period != 0) return KLC_OK;
     tr_batch *src = &t->train;
     if (t->o.z_samples > 0) {
@@ -38,8 +46,8 @@ static int z_check(klc_trainer *t, int *made) {
         KLC_TRY(
             tr_fill(t, src, q_sampler(t), t->o.z_samples, (uint64_t)t->step, t->o.batch_size, 0));
     }
-    KLC_TRY(
-        klc_z_estimate_add_batch(t->z, version, src->b->n_seq, NULL, src->b->logP, src->b->logq));
+    KLC_TRY(klc_z_estimate_add_batch(t->z, version, src->b->n_seq, src->b->context_ids,
+                                     src->b->logP, src->b->logq));
     *made = 1;
     return KLC_OK;
 }
@@ -62,10 +70,12 @@ static int proposal_update(klc_trainer *t) {
     if (t->step == 0 || t->step % t->o.proposal_period != 0) return KLC_OK;
     if (t->o.proposal == KLC_PROPOSAL_EVERY_K) return copy_into_q(t);
     klc_batch *b = t->train.b;
-    const double log_z = klc_z_estimate_log_z(t->z, 0);
-    if (!(b->flags & KLC_BATCH_FULL_SUPPORT) || !isfinite(log_z)) return KLC_OK;
+    if (!(b->flags & KLC_BATCH_FULL_SUPPORT)) return KLC_OK;
+    /* The mean over contexts of each one's KL(p||pi) - KL(p||q), with its own Z_c. */
     double crit;
-    KLC_TRY(klc_estimate_proposal_criterion(b->n_seq, b->logP, b->logq, b->logpi, log_z, &crit));
+    tr_group(t, b);
+    KLC_TRY(tr_context_estimate(t, b, b->logpi, klc_estimate_proposal_criterion, &crit));
+    if (isnan(crit)) return KLC_OK;
     KLC_TRY(klc_metrics_set(t->m, "proposal_criterion", crit));
     return crit < 0 ? copy_into_q(t) : KLC_OK;
 }
@@ -78,6 +88,8 @@ static void make_view(const klc_trainer *t, klc_step_view *v) {
     v->tokens = b->tokens;
     v->lengths = b->lengths;
     v->score_from = b->prompt_lengths;
+    v->context_ids = b->context_ids;
+    v->n_contexts = t->n_contexts;
     v->logq = b->logq;
     v->loga = b->loga;
     v->logq_tok = b->logq_tok;
@@ -90,7 +102,9 @@ static void make_view(const klc_trainer *t, klc_step_view *v) {
         v->logP = b->logP;
         v->n_features = t->phi_dim;
         v->phi = t->phi_dim > 0 ? b->phi : NULL;
-        v->log_z = klc_z_estimate_log_z(t->z, 0);
+        /* One Z per context; log_z too without contexts, for objectives that read it. */
+        v->log_z_ctx = klc_z_estimate_table(t->z);
+        if (t->n_contexts == 1) v->log_z = klc_z_estimate_log_z(t->z, 0);
     }
     if (t->o.reward || t->reward_col >= 0) v->reward = t->train.reward;
     v->on_policy = t->q == NULL;
@@ -156,6 +170,23 @@ static int evaluate(klc_trainer *t) {
         KLC_TRY(klc_metrics_set(t->m, "eval.distinct_3", d[2]));
     }
     return KLC_OK;
+}
+
+/* log_z: the mean of the contexts' log Z_c over those that have one (the estimate itself
+ * with one context); z_checks: the fewest checks of any context. */
+static int z_metrics(klc_trainer *t, int z_made) {
+    double sum = 0;
+    int32_t known = 0;
+    int64_t fewest = INT64_MAX;
+    for (int32_t c = 0; c < t->n_contexts; c++) {
+        const double lz = klc_z_estimate_log_z(t->z, c);
+        const int64_t k = klc_z_estimate_checks(t->z, c);
+        if (!isnan(lz)) sum += lz, known++;
+        if (k < fewest) fewest = k;
+    }
+    KLC_TRY(klc_metrics_set(t->m, "log_z", known ? sum / known : NAN));
+    KLC_TRY(klc_metrics_set(t->m, "z_checks", (double)fewest));
+    return klc_metrics_set(t->m, "z_check", z_made);
 }
 
 static int copy_metrics(const klc_metrics *from, klc_metrics *to) {
@@ -225,12 +256,7 @@ int klc_trainer_step(klc_trainer *t, klc_metrics *out) {
     if (s == KLC_OK) s = klc_metrics_set(t->m, "lr", rep.lr);
     if (s == KLC_OK) s = klc_metrics_set(t->m, "grad_norm", rep.grad_norm);
     if (s == KLC_OK && is_seq) s = klc_metrics_set(t->m, "loss", loss);
-    if (s == KLC_OK && t->target) {
-        s = klc_metrics_set(t->m, "log_z", klc_z_estimate_log_z(t->z, 0));
-        if (s == KLC_OK)
-            s = klc_metrics_set(t->m, "z_checks", (double)klc_z_estimate_checks(t->z, 0));
-        if (s == KLC_OK) s = klc_metrics_set(t->m, "z_check", z_made);
-    }
+    if (s == KLC_OK && t->target) s = z_metrics(t, z_made);
     if (s == KLC_OK && t->q)
         s = klc_metrics_set(t->m, "proposal_updates", (double)t->proposal_updates);
     if (s == KLC_OK) s = tr_batch_metrics(t, &t->train, t->q ? t->train.b->logpi : NULL, "train.");

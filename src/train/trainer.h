@@ -11,6 +11,8 @@ typedef struct tr_batch {
     klc_batch *b;
     int32_t capacity, max_len;
     int32_t *gen_lengths; /* [capacity] tokens after the prompt */
+    int32_t *gen_ids;     /* [capacity * max_len] those tokens, at offset 0 of each row */
+    int32_t *ctx_assign;  /* [capacity] contexts drawn for KLC_CONTEXTS_RANDOM */
     char *text_buf;       /* [capacity * text_cap] */
     size_t text_cap;      /* bytes per sequence */
     const char **texts;   /* [capacity] into text_buf */
@@ -44,10 +46,45 @@ struct klc_trainer {
     size_t hash_cap;
     tr_batch div;             /* diversity samples, when diversity_period > 0 */
     struct tr_grad_var *gvar; /* gradient-variance buffers, when grad_variance_period > 0 */
+    /* Contexts (contexts.c): n_contexts is 1 without prompts (contexts.n_seq is then 0). */
+    int32_t n_contexts;
+    klc_seqs contexts;  /* over ctx_block: tokens [n_contexts * longest], lengths */
+    int32_t *ctx_order; /* [grouped] sequence indices of a batch grouped by context */
+    int32_t *ctx_start; /* [n_contexts + 1] where each context's run starts in ctx_order */
+    double *ctx_gather; /* [3 * grouped] one context's logP, logq and log m side by side */
+    int32_t grouped;    /* the largest batch the arrays above can group */
+    void *ctx_block;    /* every context array, one allocation of ctx_bytes */
+    size_t ctx_bytes;
 };
 
-/* The bytes of a klc_trainer_options of a given version (options.c). */
+/* The byte size of klc_trainer_options as a caller of that version compiled it
+ * (options.c). */
 size_t tr_options_size(uint32_t version);
+
+/* Copies the prompts of t->o.contexts (checked against the vocabulary and max_len) and lays
+ * out the arrays that group batches of up to `grouped` sequences by context; without
+ * contexts, one context and the grouping arrays only. */
+int tr_contexts_create(klc_trainer *t, int32_t vocab, int32_t grouped);
+void tr_contexts_destroy(klc_trainer *t);
+/* The longest prompt (1 without contexts). */
+int32_t tr_longest_prompt(const klc_trainer *t);
+/* Draws the contexts of n sequences with global indices first.. for KLC_CONTEXTS_RANDOM. */
+void tr_draw_contexts(const klc_trainer *t, int32_t *ids, int32_t n, uint64_t step, int64_t first);
+/* Groups a batch's sequences by context into ctx_order and ctx_start. */
+void tr_group(klc_trainer *t, const klc_batch *b);
+/* The mean over the contexts present in the grouped batch of each context's mean of
+ * v[i * stride] (a plain mean with one context). */
+double tr_context_mean(const klc_trainer *t, const double *v, size_t stride);
+/* An importance-sampled estimate f(n, logP, logq, logm, log_z) made per context of the
+ * grouped batch with that context's running Z and averaged over the contexts present;
+ * NaN when a context present has no finite Z estimate. */
+typedef int (*tr_estimator)(int32_t n, const double *logP, const double *logq, const double *logm,
+                            double log_z, double *out);
+int tr_context_estimate(klc_trainer *t, const klc_batch *b, const double *logm, tr_estimator f,
+                        double *out);
+/* The effective sample size of P/q summed over the contexts, and their largest weight's
+ * share averaged over them. */
+int tr_context_ess(klc_trainer *t, const klc_batch *b, double *ess, double *max_share);
 
 /* Reads phi's length, the reward column and whether there are pointwise terms from the
  * target (create.c). */
