@@ -118,6 +118,10 @@ const char *cfg_error(const cfg *c) {
     return c->error;
 }
 
+const char *cfg_label(const cfg *c) {
+    return c->label;
+}
+
 const char *cfg_base_dir(const cfg *c) {
     return c->dir;
 }

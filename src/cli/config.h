@@ -60,6 +60,12 @@ const char *cfg_error(const cfg *c);
 int cfg_fail(cfg_map *m, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The file name as given (or the label of cfg_empty). */
+const char *cfg_label(const cfg *c);
+/* Marks key as valid in m without reading or recording it (an optional section that is
+ * absent). */
+void cfg_allow(cfg_map *m, const char *key);
+
 /* The directory relative paths are resolved against (the config file's). */
 const char *cfg_base_dir(const cfg *c);
 

@@ -141,6 +141,10 @@ static cfg_node *lookup(cfg_map *m, const char *key) {
     return cfg_is_null(v) ? NULL : v;
 }
 
+void cfg_allow(cfg_map *m, const char *key) {
+    (void)lookup(m, key);
+}
+
 int cfg_has(const cfg_map *m, const char *key) {
     return !cfg_is_null(cfg_map_get(m->node, key, NULL));
 }
@@ -459,6 +463,7 @@ const char **cfg_strings(cfg_map *m, const char *key, int what, int required, in
     out_free_children(o);
     if (!v) {
         if (required && !m->c->error) missing(m, key);
+        out_scalar(m, key, "null"); /* absent stays absent when read back */
         return NULL;
     }
     if (m->c->error) return NULL;

@@ -1,0 +1,260 @@
+/* klc train CONFIG [-o key=value]... [--resume DIR]: fine-tuning as a configuration says,
+ * with progress, metrics as JSON lines, the resolved configuration, samples before and
+ * after, and the final model in OUT/model. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli_args.h"
+#include "cli/commands.h"
+#include "cli/run_output.h"
+#include "cli/train_config.h"
+
+static const char usage[] =
+    "usage: klc train CONFIG [-o key.path=value]... [--resume DIR]\n"
+    "\n"
+    "Fine-tunes the configuration's model toward its target or reward (docs/configuration.md\n"
+    "describes every key). Writes into the output directory (output.dir):\n"
+    "  config.yaml          the resolved configuration (every key, given or default)\n"
+    "  metrics.jsonl        one JSON object of metrics per step\n"
+    "  samples_before.txt   texts of the model before training, samples_after.txt after\n"
+    "  model/               the trained model (Hugging Face GPT-2 directory + tokenizer)\n"
+    "\n"
+    "  -o, --override K=V   set a key before reading (repeatable), e.g. -o optimizer.lr=1e-5\n"
+    "  --resume DIR         continue the run in DIR (its config.yaml and latest checkpoint)\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Exit status: 0 done, 1 a failure while running, 2 invalid usage or configuration.\n";
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+static int write_resolved(const cfg *c, const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    FILE *f = fopen(path, "w");
+    if (!f || cfg_write_resolved(c, f) || fclose(f)) {
+        fprintf(stderr, "klc train: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void print_memory(klc_trainer *t) {
+    klc_trainer_memory_info mi;
+    mi.version = KLC_TRAINER_MEMORY_VERSION;
+    if (klc_trainer_memory(t, &mi) != KLC_OK) return;
+    const double MiB = 1048576.0;
+    printf("memory: %.1f MiB (policy %.1f, base %.1f, proposal %.1f, optimizer %.1f, samplers "
+           "%.1f, batches %.1f)\n",
+           mi.total_bytes / MiB, mi.policy_bytes / MiB, mi.base_bytes / MiB,
+           mi.proposal_bytes / MiB, mi.optimizer_bytes / MiB, mi.sampler_bytes / MiB,
+           mi.batch_bytes / MiB);
+}
+
+static void print_fit(const engine *e, const klc_fit_report *r) {
+    int32_t nl = klc_target_num_lambda(e->target);
+    double lambda[2 * MAX_TERMS];
+    klc_target_get_lambda(e->target, lambda, (size_t)nl);
+    printf("lambda fitted in %d iterations (ESS %.1f of %lld samples):", r->iterations, r->ess,
+           (long long)r->n_used);
+    for (int32_t i = 0; i < nl; i++) printf(" %.4g", lambda[i]);
+    printf("\n");
+}
+
+/* Samples of the policy now, written to OUT/name. */
+static int write_samples(engine *e, const train_settings *s, const char *name,
+                         const char *heading) {
+    if (s->n_samples == 0) return 0;
+    char **texts;
+    int st =
+        engine_sample_texts(e->policy, e->tok, s->n_samples, s->tr.max_len, s->sample_temperature,
+                            s->sample_top_k, s->sample_top_p, s->seed, NULL, &texts);
+    if (st != KLC_OK) return engine_report_error("train", "sampling", st);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", s->out_dir, name);
+    int rc = samples_write(path, heading, texts, s->n_samples, s->show_samples);
+    if (rc) fprintf(stderr, "klc train: cannot write %s: %s\n", path, strerror(errno));
+    engine_free_texts(texts, s->n_samples);
+    return rc ? 1 : 0;
+}
+
+static void print_summary(const char *when, const klc_metrics *m) {
+    static const char *const keys[] = {"eval.b_mean",     "eval.reward_mean", "eval.kl_pi_a",
+                                       "eval.kl_p_pi",    "eval.tv_p_pi",     "eval.length_mean",
+                                       "eval.distinct_1", "eval.distinct_2"};
+    printf("%s:", when);
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        double v = klc_metrics_get(m, keys[k]);
+        if (!isnan(v)) printf(" %s %.4g", keys[k] + 5, v);
+    }
+    int32_t n = klc_metrics_count(m);
+    for (int32_t i = 0; i < n; i++) {
+        const char *name;
+        double v;
+        klc_metrics_entry(m, i, &name, &v);
+        if (!strncmp(name, "eval.phi.", 9) && isfinite(v)) printf(" %s %.4g", name + 5, v);
+    }
+    printf("\n");
+}
+
+static int run(cfg *c, train_settings *s, int resume) {
+    if (make_dirs(s->out_dir)) {
+        fprintf(stderr, "klc train: cannot create %s: %s\n", s->out_dir, strerror(errno));
+        return 1;
+    }
+    if (write_resolved(c, s->out_dir)) return 1;
+    engine e;
+    if (engine_load(&e, s, NULL)) {
+        engine_free(&e);
+        return 1;
+    }
+    int rc = 1;
+    klc_metrics *m = NULL;
+    FILE *jsonl = NULL;
+    if (e.target && klc_target_num_lambda(e.target) > 0 && s->fit_samples > 0) {
+        klc_fit_report r = {.version = KLC_FIT_REPORT_VERSION};
+        int st = engine_fit(&e, s, &r);
+        if (st != KLC_OK) {
+            engine_report_error("train", "fitting lambda (see 'klc fit-target')", st);
+            goto done;
+        }
+        print_fit(&e, &r);
+    }
+    if (engine_trainer(&e, s)) goto done;
+    print_memory(e.trainer);
+    if (klc_metrics_create(NULL, &m) != KLC_OK) goto done;
+    int64_t start = klc_trainer_steps(e.trainer);
+    (void)resume;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", s->out_dir);
+    jsonl = fopen(path, start > 0 ? "a" : "w");
+    if (!jsonl) {
+        fprintf(stderr, "klc train: cannot write %s: %s\n", path, strerror(errno));
+        goto done;
+    }
+    if (start == 0) {
+        if (write_samples(&e, s, "samples_before.txt", "samples before training:")) goto done;
+        /* The policy before any update, as step 0 of the metrics. */
+        if (s->tr.eval_samples > 0) {
+            int st = klc_trainer_evaluate(e.trainer, m);
+            if (st != KLC_OK) {
+                engine_report_error("train", "evaluation", st);
+                goto done;
+            }
+            klc_metrics_set(m, "step", 0);
+            print_summary("before", m);
+            metrics_write_jsonl(jsonl, m);
+        }
+    }
+    progress pr;
+    progress_start(&pr, start, s->steps, s->log_period);
+    int64_t last_eval = -1;
+    for (int64_t step = start; step < s->steps; step++) {
+        int st = klc_trainer_step(e.trainer, m);
+        if (st != KLC_OK) {
+            progress_break(&pr);
+            engine_report_error("train", "step", st);
+            goto done;
+        }
+        if (!isnan(klc_metrics_get(m, "eval.b_mean")) ||
+            !isnan(klc_metrics_get(m, "eval.length_mean")))
+            last_eval = step + 1;
+        if (metrics_write_jsonl(jsonl, m)) {
+            progress_break(&pr);
+            fprintf(stderr, "klc train: cannot write %s\n", path);
+            goto done;
+        }
+        progress_update(&pr, step + 1, m);
+    }
+    progress_break(&pr);
+    if (s->tr.eval_samples > 0) {
+        if (last_eval != s->steps) {
+            int st = klc_trainer_evaluate(e.trainer, m);
+            if (st != KLC_OK) {
+                engine_report_error("train", "evaluation", st);
+                goto done;
+            }
+        }
+        print_summary("after", m);
+    }
+    snprintf(path, sizeof path, "%s/model", s->out_dir);
+    int st = klc_model_save(e.policy, path);
+    if (st == KLC_OK) st = klc_tokenizer_save(e.tok, path);
+    if (st != KLC_OK) {
+        engine_report_error("train", "saving the model", st);
+        goto done;
+    }
+    if (write_samples(&e, s, "samples_after.txt", "samples after training:")) goto done;
+    printf("run directory: %s\n", s->out_dir);
+    rc = 0;
+done:
+    if (jsonl) fclose(jsonl);
+    klc_metrics_destroy(m);
+    engine_free(&e);
+    return rc;
+}
+
+int klc_cmd_train(int argc, char **argv) {
+    cli_args a = {0};
+    const char *resume = NULL;
+    for (int i = 1; i < argc; i++) {
+        int took = cli_take_override("train", argc, argv, &i, &a);
+        if (took < 0) return 2;
+        if (took) continue;
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--resume")) {
+            if (i + 1 >= argc)
+                return cli_usage_error("train", usage, "%s needs a directory", argv[i]);
+            resume = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error("train", usage, "unknown option '%s'", argv[i]);
+        } else if (!a.config) {
+            a.config = argv[i];
+        } else {
+            return cli_usage_error("train", usage, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    char resumed_config[4200], out_override[4300];
+    if (resume) {
+        if (a.config)
+            return cli_usage_error("train", usage,
+                                   "give either CONFIG or --resume DIR (whose config.yaml is "
+                                   "used), not both%s",
+                                   "");
+        snprintf(resumed_config, sizeof resumed_config, "%s/config.yaml", resume);
+        a.config = resumed_config;
+        /* The run continues where it is, even if the directory was moved. */
+        snprintf(out_override, sizeof out_override, "output.dir=%s", resume);
+        if (a.n_overrides == CLI_MAX_OVERRIDES)
+            return cli_usage_error("train", usage, "too many overrides%s", "");
+        a.overrides[a.n_overrides++] = out_override;
+    }
+    if (!a.config) return cli_usage_error("train", usage, "missing CONFIG%s", "");
+    cfg *c = cli_load_config("train", &a);
+    if (!c) return 2;
+    train_settings s;
+    if (train_settings_read(c, &s)) {
+        fprintf(stderr, "klc train: %s\n", cfg_error(c));
+        cfg_free(c);
+        return 2;
+    }
+    int rc = run(c, &s, resume != NULL);
+    cfg_free(c);
+    return rc;
+}

@@ -1,0 +1,308 @@
+/* The klc program's configurations: every YAML file of examples/configs runs `klc train` for two
+ * steps on a tiny random model (with a tokenizer trained here), leaving metrics, the
+ * resolved configuration (which reads back) and the model; every key the readers accept
+ * is documented in docs/configuration.md; the commands answer --help and usage errors. */
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "cli/config.h"
+#include "cli/train_config.h"
+#include "testutil.h"
+
+static char *tmp, model_dir[4300];
+
+#define KLC_BIN KLC_BINARY_DIR "/klc"
+
+/* Runs a shell command; returns its exit status. */
+static int run(const char *cmd) {
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Words that the example configurations' features look for (each becomes one token). */
+static const char *const WORDS[] = {"sea",   "ocean", "ship",      "whale",   "love",
+                                    "Anne",  "Mary",  "acquittal", "army",    "anglican",
+                                    "trade", "good",  "happy",     "auction", "the"};
+#define N_WORDS (sizeof WORDS / sizeof *WORDS)
+
+/* A tokenizer trained on the words above and a tiny GPT-2 that is a unigram model: the
+ * final LayerNorm's gain is 0 and its bias a unit vector, so the logits are the first
+ * column of the (tied) token embedding whatever the context. The words get logit 3 and
+ * every other token 0, so about half of the tokens are words the features match and every
+ * constraint of the examples is met by some samples. Saved as one Hugging Face directory. */
+static void make_tiny_model(void) {
+    char corpus[4300];
+    snprintf(corpus, sizeof corpus, "%s/words.txt", tmp);
+    FILE *f = fopen(corpus, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int r = 0; r < 50; r++)
+        for (size_t w = 0; w < N_WORDS; w++) fprintf(f, " %s", WORDS[w]);
+    fclose(f);
+    const char *files[] = {corpus};
+    klc_tokenizer_train_options to;
+    klc_tokenizer_train_options_init(&to, KLC_TOKENIZER_TRAIN_OPTIONS_VERSION);
+    to.vocab_size = 400;
+    klc_tokenizer *tok;
+    ck_klc(klc_tokenizer_train(files, 1, &to, &tok));
+    snprintf(model_dir, sizeof model_dir, "%s/model", tmp);
+    ck_klc(klc_tokenizer_save(tok, model_dir));
+    int32_t vocab = klc_tokenizer_vocab_size(tok), n_embd = 32;
+    klc_model *m = tu_model(2, n_embd, 2, vocab, 48, 0.02f, 7, NULL);
+    size_t n;
+    float *p = klc_model_params(m, &n);
+    klc_tensor_info g, b, wte;
+    ck_klc(klc_model_tensor_info(m, klc_model_find_tensor(m, "ln_f.weight"), &g));
+    ck_klc(klc_model_tensor_info(m, klc_model_find_tensor(m, "ln_f.bias"), &b));
+    ck_klc(klc_model_tensor_info(m, klc_model_find_tensor(m, "wte.weight"), &wte));
+    for (int k = 0; k < n_embd; k++) {
+        p[g.offset + k] = 0;
+        p[b.offset + k] = k == 0;
+    }
+    for (int32_t t = 0; t < vocab; t++) p[wte.offset + (int64_t)t * n_embd] = 0;
+    for (size_t w = 0; w < N_WORDS; w++) {
+        char text[64];
+        snprintf(text, sizeof text, " %s", WORDS[w]);
+        int32_t ids[64];
+        size_t got;
+        ck_klc(klc_tokenizer_encode(tok, text, strlen(text), 0, ids, 64, &got));
+        ck_assert_msg(got == 1, "'%s' is %zu tokens", text, got);
+        p[wte.offset + (int64_t)ids[0] * n_embd] = 3.0f;
+    }
+    ck_klc(klc_model_save(m, model_dir));
+    klc_model_destroy(m);
+    klc_tokenizer_destroy(tok);
+}
+
+static int count_lines_and_steps(const char *path, int *last_step) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[1 << 16];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_error_t err;
+        json_t *j = json_loads(line, 0, &err);
+        ck_assert_msg(j != NULL, "%s: line %d is not JSON: %s", path, n + 1, err.text);
+        json_t *step = json_object_get(j, "step");
+        ck_assert_msg(json_is_number(step), "%s: line %d has no step", path, n + 1);
+        *last_step = (int)json_number_value(step);
+        json_decref(j);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static int is_yaml(const struct dirent *d) {
+    size_t n = strlen(d->d_name);
+    return n > 5 && !strcmp(d->d_name + n - 5, ".yaml");
+}
+
+START_TEST(test_every_example_config_runs) {
+    struct dirent **list;
+    int n = scandir(KLC_SOURCE_DIR "/examples/configs", &list, is_yaml, alphasort);
+    ck_assert_int_ge(n, 11);
+    for (int i = 0; i < n; i++) {
+        const char *name = list[i]->d_name;
+        char out[4400], cmd[32768], path[4600];
+        snprintf(out, sizeof out, "%s/run-%.*s", tmp, (int)strlen(name) - 5, name);
+        snprintf(cmd, sizeof cmd,
+                 "%s train %s/examples/configs/%s -o model=%s -o tokenizer=%s -o steps=2 "
+                 "-o sampler.batch_size=8 -o sampler.max_len=24 -o eval.samples=8 "
+                 "-o eval.period=1 -o target.fit.samples=0 -o output.dir=%s -o output.samples=2 "
+                 "-o output.show=0 -o optimizer.warmup_steps=0 > %s.log 2>&1",
+                 KLC_BIN, KLC_SOURCE_DIR, name, model_dir, model_dir, out, out);
+        int rc = run(cmd);
+        if (rc != 0) {
+            snprintf(path, sizeof path, "%s.log", out);
+            char *log = tu_read_file(path, &(size_t){0});
+            ck_assert_msg(0, "%s: exit status %d:\n%s", name, rc, log ? log : "");
+        }
+        /* Step 0 (the evaluation before training) and one line per step. */
+        snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+        int last = -1;
+        ck_assert_int_eq(count_lines_and_steps(path, &last), 3);
+        ck_assert_int_eq(last, 2);
+        /* The resolved configuration reads back as the same run. */
+        snprintf(path, sizeof path, "%s/config.yaml", out);
+        char *err = NULL;
+        cfg *c = cfg_load(path, &err);
+        ck_assert_msg(c != NULL, "%s: %s", name, err ? err : "");
+        train_settings s;
+        ck_assert_msg(train_settings_read(c, &s) == 0, "%s: %s", name, cfg_error(c));
+        ck_assert_int_eq(s.steps, 2);
+        ck_assert_int_eq(s.tr.batch_size, 8);
+        ck_assert_str_eq(s.out_dir, out);
+        cfg_free(c);
+        struct stat st;
+        snprintf(path, sizeof path, "%s/model/model.safetensors", out);
+        ck_assert_msg(stat(path, &st) == 0, "%s: no final model", name);
+        snprintf(path, sizeof path, "%s/samples_after.txt", out);
+        ck_assert_msg(stat(path, &st) == 0, "%s: no samples after", name);
+        free(list[i]);
+    }
+    free(list);
+}
+END_TEST
+
+/* Collects key paths. */
+typedef struct keys {
+    char *names[512];
+    int n;
+} keys;
+
+static void add_key(void *ud, const char *path) {
+    keys *k = ud;
+    for (int i = 0; i < k->n; i++)
+        if (!strcmp(k->names[i], path)) return;
+    if (k->n < 512) k->names[k->n++] = strdup(path);
+}
+
+/* Reads text (with the model overridden) and collects the keys read. */
+static void read_keys(const char *text, const char *const *overrides, int n_overrides, keys *k) {
+    char path[4400], ovr[4600];
+    snprintf(path, sizeof path, "%s/keys.yaml", tmp);
+    ck_assert_int_eq(tu_write_file(path, text, strlen(text)), 0);
+    char *err = NULL;
+    cfg *c = cfg_load(path, &err);
+    ck_assert_msg(c != NULL, "%s", err ? err : "");
+    snprintf(ovr, sizeof ovr, "model=%s", model_dir);
+    ck_assert_int_eq(cfg_override(c, ovr), 0);
+    for (int i = 0; i < n_overrides; i++) ck_assert_int_eq(cfg_override(c, overrides[i]), 0);
+    train_settings s;
+    ck_assert_msg(train_settings_read(c, &s) == 0, "%s", cfg_error(c));
+    cfg_each_key(c, add_key, k);
+    cfg_free(c);
+}
+
+START_TEST(test_every_key_is_documented) {
+    keys k = {.n = 0};
+    /* Every feature kind, in every place. */
+    char text[8192];
+    snprintf(text, sizeof text,
+             "reward: {kind: regex, pattern: 'sea', caseless: true, name: r}\n"
+             "target:\n"
+             "  reward_beta: 1\n"
+             "  constraints:\n"
+             "    - {kind: word, word: sea}\n"
+             "    - {kind: word_list, words: [a, b]}\n"
+             "    - {kind: name_list, names: [Anne]}\n"
+             "    - {kind: regex, pattern: x}\n"
+             "  moments:\n"
+             "    - {kind: lexicon, file: %s/data/lexicons/afinn-111.tsv, mean: 1}\n"
+             "    - {kind: length, mean: 10}\n",
+             KLC_SOURCE_DIR);
+    for (int o = 0; o < N_OBJECTIVES; o++) {
+        char kind[128];
+        snprintf(kind, sizeof kind, "objective.kind=%s", OBJECTIVE_NAMES[o]);
+        const char *ovr[] = {kind};
+        read_keys(text, ovr, 1, &k);
+    }
+    const char *sgd[] = {"optimizer.kind=sgd"};
+    read_keys(text, sgd, 1, &k);
+
+    size_t size;
+    char *doc = tu_read_file(KLC_SOURCE_DIR "/docs/configuration.md", &size);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_int_ge(k.n, 60);
+    for (int i = 0; i < k.n; i++) {
+        char quoted[400];
+        snprintf(quoted, sizeof quoted, "`%s`", k.names[i]);
+        ck_assert_msg(strstr(doc, quoted) != NULL, "docs/configuration.md does not document %s",
+                      quoted);
+        free(k.names[i]);
+    }
+    free(doc);
+}
+END_TEST
+
+START_TEST(test_help_and_usage_errors) {
+    static const char *const cmds[] = {"train", "eval", "fit-target", "sample"};
+    char cmd[4600];
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s --help > /dev/null", KLC_BIN, cmds[i]);
+        ck_assert_msg(run(cmd) == 0, "%s --help", cmds[i]);
+        snprintf(cmd, sizeof cmd, "%s %s --no-such-option 2> /dev/null", KLC_BIN, cmds[i]);
+        ck_assert_msg(run(cmd) == 2, "%s with a bad option", cmds[i]);
+    }
+    /* A configuration error is a usage error, with its position. */
+    snprintf(cmd, sizeof cmd,
+             "%s train %s/examples/configs/gdcpp.yaml -o model=%s -o optimizer.lerning_rate=1 "
+             "2> %s/err.txt",
+             KLC_BIN, KLC_SOURCE_DIR, model_dir, tmp);
+    ck_assert_int_eq(run(cmd), 2);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/err.txt", tmp);
+    char *err = tu_read_file(path, &(size_t){0});
+    ck_assert_str_eq(err, "klc train: -o 'optimizer.lerning_rate=1': unknown key 'lerning_rate' "
+                          "under 'optimizer' for kind 'adam' (valid: kind, lr, beta1, beta2, "
+                          "eps, weight_decay, clip_norm, clip_value, schedule, warmup_steps, "
+                          "total_steps, min_lr; did you mean 'lr'?)\n");
+    free(err);
+    /* klc sample prints the texts it draws. */
+    snprintf(cmd, sizeof cmd, "%s sample --model %s -n 3 --max-len 10 --seed 4 > %s/s.txt", KLC_BIN,
+             model_dir, tmp);
+    ck_assert_int_eq(run(cmd), 0);
+    snprintf(path, sizeof path, "%s/s.txt", tmp);
+    char *out = tu_read_file(path, &(size_t){0});
+    ck_assert_ptr_nonnull(strstr(out, "--- sample 3 ---\n"));
+    free(out);
+}
+END_TEST
+
+/* fit-target on a feasible moment (the length of texts) reaches it; an impossible one is
+ * reported as infeasible. */
+START_TEST(test_fit_target) {
+    char path[4400], cmd[9000];
+    snprintf(path, sizeof path, "%s/fit.yaml", tmp);
+    char text[4600];
+    snprintf(text, sizeof text,
+             "model: %s\nsampler: {max_len: 24, max_new_tokens: 0}\n"
+             "target:\n  moments:\n    - {kind: length, mean: 12}\n  fit: {samples: 256}\n",
+             model_dir);
+    ck_assert_int_eq(tu_write_file(path, text, strlen(text)), 0);
+    snprintf(cmd, sizeof cmd, "%s fit-target %s > %s/fit.txt 2>&1", KLC_BIN, path, tmp);
+    ck_assert_int_eq(run(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/fit.txt", tmp);
+    char *out = tu_read_file(cmd, &(size_t){0});
+    ck_assert_msg(strstr(out, "(converged)") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "length") != NULL, "%s", out);
+    free(out);
+    /* At most 23 tokens are generated: a mean of 40 is out of reach. */
+    snprintf(cmd, sizeof cmd, "%s fit-target %s -o target.moments.0.mean=40 > %s/fit.txt 2>&1",
+             KLC_BIN, path, tmp);
+    ck_assert_int_eq(run(cmd), 1);
+    snprintf(cmd, sizeof cmd, "%s/fit.txt", tmp);
+    out = tu_read_file(cmd, &(size_t){0});
+    ck_assert_msg(strstr(out, "infeasible") != NULL, "%s", out);
+    free(out);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("cli_configs");
+    TCase *t = tcase_create("cli_configs");
+    tcase_set_timeout(t, 600);
+    tcase_add_unchecked_fixture(t, make_tiny_model, NULL);
+    tcase_add_test(t, test_help_and_usage_errors);
+    tcase_add_test(t, test_fit_target);
+    tcase_add_test(t, test_every_key_is_documented);
+    tcase_add_test(t, test_every_example_config_runs);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void) {
+    tmp = tu_make_temp_dir("cli-configs");
+    char *real = realpath(tmp, NULL);
+    free(tmp);
+    tmp = real;
+    int rc = tu_run_suite(suite());
+    if (rc == 0) tu_remove_tree(tmp);
+    free(tmp);
+    return rc;
+}
