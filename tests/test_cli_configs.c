@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "cli/config.h"
+#include "cli/pretrain_config.h"
 #include "cli/train_config.h"
 #include "testutil.h"
 
@@ -204,6 +205,19 @@ START_TEST(test_every_key_is_documented) {
     }
     const char *sgd[] = {"optimizer.kind=sgd"};
     read_keys(text, sgd, 1, &k);
+    /* A pretrain configuration, every key defaulted but the required ones. */
+    char path[4400];
+    snprintf(path, sizeof path, "%s/pretrain-keys.yaml", tmp);
+    snprintf(text, sizeof text, "tokenizer: %s\ndata: {train: [%s/words.txt]}\noutput: {dir: x}\n",
+             model_dir, tmp);
+    ck_assert_int_eq(tu_write_file(path, text, strlen(text)), 0);
+    char *err = NULL;
+    cfg *c = cfg_load(path, &err);
+    ck_assert_ptr_nonnull(c);
+    pretrain_settings ps;
+    ck_assert_msg(pretrain_settings_read(c, &ps) == 0, "%s", cfg_error(c));
+    cfg_each_key(c, add_key, &k);
+    cfg_free(c);
 
     size_t size;
     char *doc = tu_read_file(KLC_SOURCE_DIR "/docs/configuration.md", &size);
@@ -221,7 +235,7 @@ START_TEST(test_every_key_is_documented) {
 END_TEST
 
 START_TEST(test_help_and_usage_errors) {
-    static const char *const cmds[] = {"train", "eval", "fit-target", "sample"};
+    static const char *const cmds[] = {"train", "eval", "fit-target", "sample", "pretrain"};
     char cmd[4600];
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         snprintf(cmd, sizeof cmd, "%s %s --help > /dev/null", KLC_BIN, cmds[i]);
@@ -283,6 +297,43 @@ START_TEST(test_fit_target) {
 }
 END_TEST
 
+/* klc pretrain binds its configuration and runs: two steps of a tiny model. */
+START_TEST(test_pretrain_runs) {
+    char path[4400], text[9000], cmd[20000];
+    snprintf(path, sizeof path, "%s/pretrain.yaml", tmp);
+    snprintf(text, sizeof text,
+             "model: {n_layer: 1, n_embd: 16, n_head: 2, n_ctx: 16}\n"
+             "tokenizer: %s\n"
+             "data: {train: [%s/words.txt], heldout: [%s/words.txt], seq_len: 8}\n"
+             "batch_size: 2\nsteps: 2\noptimizer: {warmup_steps: 1}\n"
+             "output: {dir: %s/pretrain-run, eval_period: 0, checkpoint_period: 0}\n",
+             model_dir, tmp, tmp, tmp);
+    ck_assert_int_eq(tu_write_file(path, text, strlen(text)), 0);
+    snprintf(cmd, sizeof cmd, "%s pretrain %s > %s/pretrain.log 2>&1", KLC_BIN, path, tmp);
+    int rc = run(cmd);
+    snprintf(path, sizeof path, "%s/pretrain.log", tmp);
+    char *log = tu_read_file(path, &(size_t){0});
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, log ? log : "");
+    free(log);
+    struct stat st;
+    snprintf(path, sizeof path, "%s/pretrain-run/model/model.safetensors", tmp);
+    ck_assert_msg(stat(path, &st) == 0, "no model");
+    /* The resolved configuration holds the recipe's defaults and reads back. */
+    snprintf(path, sizeof path, "%s/pretrain-run/config.yaml", tmp);
+    char *err = NULL;
+    cfg *c = cfg_load(path, &err);
+    ck_assert_msg(c != NULL, "%s", err ? err : "");
+    pretrain_settings ps, dflt;
+    ck_assert_msg(pretrain_settings_read(c, &ps) == 0, "%s", cfg_error(c));
+    pretrain_settings_init(&dflt);
+    ck_assert_int_eq(ps.steps, 2);
+    ck_assert_int_eq(ps.n_embd, 16);
+    ck_assert(ps.lr == dflt.lr);
+    ck_assert_int_eq(ps.keep_last, dflt.keep_last);
+    cfg_free(c);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("cli_configs");
     TCase *t = tcase_create("cli_configs");
@@ -292,6 +343,7 @@ static Suite *suite(void) {
     tcase_add_test(t, test_fit_target);
     tcase_add_test(t, test_every_key_is_documented);
     tcase_add_test(t, test_every_example_config_runs);
+    tcase_add_test(t, test_pretrain_runs);
     suite_add_tcase(s, t);
     return s;
 }

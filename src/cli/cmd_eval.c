@@ -20,27 +20,10 @@ static const char usage[] =
     "  -h, --help           this help\n";
 
 int klc_cmd_eval(int argc, char **argv) {
-    cli_args a = {0};
-    const char *model_dir = NULL;
-    for (int i = 1; i < argc; i++) {
-        int took = cli_take_override("eval", argc, argv, &i, &a);
-        if (took < 0) return 2;
-        if (took) continue;
-        if (cli_is_help(argv[i])) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--model")) {
-            if (i + 1 >= argc)
-                return cli_usage_error("eval", usage, "%s needs a directory", argv[i]);
-            model_dir = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error("eval", usage, "unknown option '%s'", argv[i]);
-        } else if (!a.config) {
-            a.config = argv[i];
-        } else {
-            return cli_usage_error("eval", usage, "unexpected argument '%s'", argv[i]);
-        }
-    }
+    cli_args a;
+    const char *model_dir;
+    int rc0 = cli_parse("eval", usage, argc, argv, &a, "--model", &model_dir);
+    if (rc0 >= 0) return rc0;
     if (!a.config) return cli_usage_error("eval", usage, "missing CONFIG%s", "");
     if (!model_dir) return cli_usage_error("eval", usage, "missing --model DIR%s", "");
     cfg *c = cli_load_config("eval", &a);

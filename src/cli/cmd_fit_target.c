@@ -21,22 +21,9 @@ static const char usage[] =
     "  -h, --help           this help\n";
 
 int klc_cmd_fit_target(int argc, char **argv) {
-    cli_args a = {0};
-    for (int i = 1; i < argc; i++) {
-        int took = cli_take_override("fit-target", argc, argv, &i, &a);
-        if (took < 0) return 2;
-        if (took) continue;
-        if (cli_is_help(argv[i])) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error("fit-target", usage, "unknown option '%s'", argv[i]);
-        } else if (!a.config) {
-            a.config = argv[i];
-        } else {
-            return cli_usage_error("fit-target", usage, "unexpected argument '%s'", argv[i]);
-        }
-    }
+    cli_args a;
+    int rc0 = cli_parse("fit-target", usage, argc, argv, &a, NULL, NULL);
+    if (rc0 >= 0) return rc0;
     if (!a.config) return cli_usage_error("fit-target", usage, "missing CONFIG%s", "");
     cfg *c = cli_load_config("fit-target", &a);
     if (!c) return 2;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli_args.h"
 #include "cli/commands.h"
@@ -28,30 +27,6 @@ static const char usage[] =
     "  -h, --help           this help\n"
     "\n"
     "Exit status: 0 done, 1 a failure while running, 2 invalid usage or configuration.\n";
-
-/* mkdir -p */
-static int make_dirs(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
-}
-
-static int write_resolved(const cfg *c, const char *dir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.yaml", dir);
-    FILE *f = fopen(path, "w");
-    if (!f || cfg_write_resolved(c, f) || fclose(f)) {
-        fprintf(stderr, "klc train: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
 
 static void print_memory(klc_trainer *t) {
     klc_trainer_memory_info mi;
@@ -112,11 +87,7 @@ static void print_summary(const char *when, const klc_metrics *m) {
 }
 
 static int run(cfg *c, train_settings *s, int resume) {
-    if (make_dirs(s->out_dir)) {
-        fprintf(stderr, "klc train: cannot create %s: %s\n", s->out_dir, strerror(errno));
-        return 1;
-    }
-    if (write_resolved(c, s->out_dir)) return 1;
+    if (cli_write_resolved("train", c, s->out_dir)) return 1;
     engine e;
     if (engine_load(&e, s, NULL)) {
         engine_free(&e);
@@ -209,27 +180,10 @@ done:
 }
 
 int klc_cmd_train(int argc, char **argv) {
-    cli_args a = {0};
-    const char *resume = NULL;
-    for (int i = 1; i < argc; i++) {
-        int took = cli_take_override("train", argc, argv, &i, &a);
-        if (took < 0) return 2;
-        if (took) continue;
-        if (cli_is_help(argv[i])) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--resume")) {
-            if (i + 1 >= argc)
-                return cli_usage_error("train", usage, "%s needs a directory", argv[i]);
-            resume = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error("train", usage, "unknown option '%s'", argv[i]);
-        } else if (!a.config) {
-            a.config = argv[i];
-        } else {
-            return cli_usage_error("train", usage, "unexpected argument '%s'", argv[i]);
-        }
-    }
+    cli_args a;
+    const char *resume;
+    int rc0 = cli_parse("train", usage, argc, argv, &a, "--resume", &resume);
+    if (rc0 >= 0) return rc0;
     char resumed_config[4200], out_override[4300];
     if (resume) {
         if (a.config)

@@ -10,5 +10,6 @@ int klc_cmd_train(int argc, char **argv);
 int klc_cmd_eval(int argc, char **argv);
 int klc_cmd_fit_target(int argc, char **argv);
 int klc_cmd_sample(int argc, char **argv);
+int klc_cmd_pretrain(int argc, char **argv);
 
 #endif
