@@ -4,6 +4,7 @@
  * is documented in docs/configuration.md; the commands answer --help and usage errors. */
 #include <dirent.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,30 @@ START_TEST(test_fit_target) {
 }
 END_TEST
 
+/* klc eval of the base model itself: KL(pi||a) is exactly 0 and the constraint's rate is a
+ * fraction of the samples. */
+START_TEST(test_eval_prints_json) {
+    char cmd[20000], path[4400];
+    snprintf(path, sizeof path, "%s/eval.json", tmp);
+    snprintf(cmd, sizeof cmd,
+             "%s eval %s/examples/configs/single-word.yaml --model %s -o model=%s "
+             "-o sampler.max_len=24 -o eval.samples=16 > %s",
+             KLC_BIN, KLC_SOURCE_DIR, model_dir, model_dir, path);
+    ck_assert_int_eq(run(cmd), 0);
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    ck_assert_msg(j != NULL, "%s", err.text);
+    json_t *kl = json_object_get(j, "eval.kl_pi_a");
+    ck_assert(json_is_number(kl));
+    ck_assert(json_number_value(kl) == 0);
+    json_t *b = json_object_get(j, "eval.b_mean");
+    ck_assert(json_is_number(b));
+    double bm = json_number_value(b);
+    ck_assert_msg(bm > 0 && bm <= 1 && bm * 16 == floor(bm * 16), "b_mean %g", bm);
+    json_decref(j);
+}
+END_TEST
+
 /* klc pretrain binds its configuration and runs: two steps of a tiny model. */
 START_TEST(test_pretrain_runs) {
     char path[4400], text[9000], cmd[20000];
@@ -344,6 +369,7 @@ static Suite *suite(void) {
     tcase_add_test(t, test_every_key_is_documented);
     tcase_add_test(t, test_every_example_config_runs);
     tcase_add_test(t, test_pretrain_runs);
+    tcase_add_test(t, test_eval_prints_json);
     suite_add_tcase(s, t);
     return s;
 }
@@ -354,7 +380,7 @@ int main(void) {
     free(tmp);
     tmp = real;
     int rc = tu_run_suite(suite());
-    if (rc == 0) tu_remove_tree(tmp);
+    if (rc == 0 && !getenv("KLC_KEEP_TMP")) tu_remove_tree(tmp); /* kept for inspection */
     free(tmp);
     return rc;
 }

@@ -85,6 +85,10 @@ static void yaml_quote(const char *s, char *buf, size_t cap) {
 
 /* The shortest decimal spelling that reads back as the same double. */
 static void format_double(double v, char *buf, size_t cap) {
+    if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(buf, cap, "%.1f", v); /* 50.0, not 5e+01 */
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, cap, "%.*g", prec, v);
         if (strtod(buf, NULL) == v) break;

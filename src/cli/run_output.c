@@ -44,21 +44,24 @@ static void json_number(FILE *f, double v) {
 }
 
 int metrics_write_json(FILE *f, const klc_metrics *m, int indent) {
-    int32_t n = klc_metrics_count(m);
+    int32_t n = klc_metrics_count(m), written = 0;
     fputc('{', f);
-    for (int32_t i = 0; i < n; i++) {
-        const char *name;
-        double v;
-        klc_metrics_entry(m, i, &name, &v);
-        if (i) fputc(',', f);
-        if (indent)
-            fputs("\n  ", f);
-        else if (i)
-            fputc(' ', f);
-        json_string(f, name);
-        fputs(": ", f);
-        json_number(f, v);
-    }
+    /* "step" first, whatever its place in the table, so that lines read well. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int32_t i = 0; i < n; i++) {
+            const char *name;
+            double v;
+            klc_metrics_entry(m, i, &name, &v);
+            if ((strcmp(name, "step") == 0) != (pass == 0)) continue;
+            if (written++) fputc(',', f);
+            if (indent)
+                fputs("\n  ", f);
+            else if (written > 1)
+                fputc(' ', f);
+            json_string(f, name);
+            fputs(": ", f);
+            json_number(f, v);
+        }
     if (indent && n) fputc('\n', f);
     fputc('}', f);
     return ferror(f) ? -1 : 0;
