@@ -298,7 +298,8 @@ START_TEST(test_fit_target) {
 }
 END_TEST
 
-/* klc eval of the base model itself: KL(pi||a) is exactly 0 and the constraint's rate is a
+/* klc eval of the base model itself: KL(pi||a) is 0 up to float rounding (log pi comes from
+ * the sampler's incremental decoding, log a from a batched forward) and the constraint's rate is a
  * fraction of the samples. */
 START_TEST(test_eval_prints_json) {
     char cmd[20000], path[4400];
@@ -313,7 +314,7 @@ START_TEST(test_eval_prints_json) {
     ck_assert_msg(j != NULL, "%s", err.text);
     json_t *kl = json_object_get(j, "eval.kl_pi_a");
     ck_assert(json_is_number(kl));
-    ck_assert(json_number_value(kl) == 0);
+    ck_assert_msg(fabs(json_number_value(kl)) < 1e-4, "KL(pi||a) %g", json_number_value(kl));
     json_t *b = json_object_get(j, "eval.b_mean");
     ck_assert(json_is_number(b));
     double bm = json_number_value(b);
