@@ -266,6 +266,21 @@ START_TEST(test_help_and_usage_errors) {
     char *out = tu_read_file(path, &(size_t){0});
     ck_assert_ptr_nonnull(strstr(out, "--- sample 3 ---\n"));
     free(out);
+    /* With a prompt, every text starts with it. */
+    snprintf(cmd, sizeof cmd,
+             "%s sample --model %s -n 2 --max-len 10 --prompt ' whale ship' --top-k 5 "
+             "--temperature 0.7 > %s/s.txt",
+             KLC_BIN, model_dir, tmp);
+    ck_assert_int_eq(run(cmd), 0);
+    out = tu_read_file(path, &(size_t){0});
+    ck_assert_msg(strstr(out, "--- sample 1 ---\n whale ship") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "--- sample 2 ---\n whale ship") != NULL, "%s", out);
+    free(out);
+    /* A prompt that leaves no room is a usage error. */
+    snprintf(cmd, sizeof cmd,
+             "%s sample --model %s --max-len 3 --prompt ' whale ship sea' 2> /dev/null", KLC_BIN,
+             model_dir);
+    ck_assert_int_eq(run(cmd), 2);
 }
 END_TEST
 

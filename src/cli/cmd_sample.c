@@ -99,6 +99,7 @@ int klc_cmd_sample(int argc, char **argv) {
         rc = 1;
     } else {
         char **texts;
+        klc_clear_error(); /* an empty message below means the prompt was too long */
         st = engine_sample_texts(model, tok, (int32_t)n, len, temperature, (int32_t)top_k, top_p,
                                  (uint64_t)seed, prompt, &texts);
         if (st == KLC_ERR_INVALID_ARGUMENT && prompt && !*klc_last_error()) {
