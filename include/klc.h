@@ -1672,14 +1672,39 @@ KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
  *                        the same on pi's samples; Distinct-n (with a tokenizer) is the
  *                        mean over texts of distinct word n-grams / word n-grams, words
  *                        being runs of non-white-space bytes
+ *   diversity.distinct_1, diversity.distinct_2, diversity.distinct_3
+ *   diversity.self_bleu_3, diversity.self_bleu_4, diversity.self_bleu_5
+ *                        every diversity_period steps (with a tokenizer), on
+ *                        diversity_samples texts of pi after the update sampled with
+ *                        nucleus diversity_top_p (0.9 by default, the papers' setting;
+ *                        eval.distinct_n use pure ancestral samples), global indices after
+ *                        the eval samples. Distinct-n as above. Self-BLEU-n (n = 3, 4, 5):
+ *                        the mean over the first 500 texts of each one's BLEU-n against all
+ *                        the others as references, on word n-grams, exactly NLTK's
+ *                        sentence_bleu with weights 1/n over orders 1..n and smoothing
+ *                        method 1 (a zero match count becomes 0.1; Texygen's setting),
+ *                        brevity penalty exp(1 - r/c) when the text's c words are not more
+ *                        than the closest other text's r, and 0 for a text none of whose
+ *                        words occurs elsewhere. High Self-BLEU means low diversity.
+ *   grad_variance        every grad_variance_period steps: the trace of the covariance of
+ *                        the per-sample gradient estimates g_i (g_i the objective's
+ *                        gradient for sample i alone, with the coefficients of the whole
+ *                        batch, so that the update is (1/N) sum g_i) over the first
+ *                        n = min(grad_variance_samples, batch_size) training samples,
+ *                        n/(n-1)-corrected: (sum ||g_i||^2 - ||sum g_i||^2 / n) / (n - 1);
+ *                        computed before the update, one forward-backward per sample
+ *   grad_mean_sq_norm    ||(1/n) sum g_i||^2 over the same samples, the scale to read
+ *                        grad_variance / n against
  *   step_time_s, samples_per_s           wall time of the step, evaluation included
  * plus whatever the objective's after_step reports (e.g. "beta").
  *
  * Memory: every model buffer, sampler, batch and array a step uses is allocated by
  * klc_trainer_create (the model work buffers through klc_model_reserve), so
- * klc_trainer_memory is exact before the first step. Still allocated per step: the
- * objective's coefficient buffers (klc_objective_accumulate) and metric names the first
- * time they appear. */
+ * klc_trainer_memory is exact before the first step (batch_bytes includes the diversity
+ * batch and the gradient-variance buffers: one float per parameter and the batch's logit
+ * coefficients). Still allocated per step: the objective's coefficient buffers
+ * (klc_objective_accumulate), Self-BLEU's n-gram tables on diversity steps and metric
+ * names the first time they appear. */
 typedef struct klc_trainer klc_trainer;
 
 /* Where the training samples come from. */
@@ -1698,7 +1723,9 @@ enum {
  * KLC_ERR_CALLBACK (the step itself is complete and counted). */
 typedef int (*klc_trainer_callback)(void *userdata, int64_t step, const klc_metrics *metrics);
 
-#define KLC_TRAINER_OPTIONS_VERSION 1
+/* Version 2 appended the diversity and gradient-variance fields; a version-1 struct (all
+ * fields up to allocator) is still accepted, the appended ones taking their defaults. */
+#define KLC_TRAINER_OPTIONS_VERSION 2
 typedef struct klc_trainer_options {
     uint32_t version;
     int32_t batch_size;  /* sequences sampled and scored per step, >= 1; default 64 */
@@ -1725,6 +1752,16 @@ typedef struct klc_trainer_options {
     klc_trainer_callback callback; /* NULL (default): none */
     void *callback_userdata;
     const klc_allocator *allocator; /* NULL: malloc/free */
+    /* Version 2. Diversity ("diversity." metrics, needs a tokenizer) every
+     * diversity_period steps, on diversity_samples texts of pi drawn with nucleus
+     * diversity_top_p (Self-BLEU on the first 500 of them). */
+    int32_t diversity_period;  /* 0 (default): never */
+    int32_t diversity_samples; /* >= 2; default 500 */
+    double diversity_top_p;    /* in (0, 1]; default 0.9 (the papers' evaluation setting) */
+    /* The gradient variance ("grad_variance") every grad_variance_period steps, on the
+     * first min(grad_variance_samples, batch_size) sequences of the training batch. */
+    int32_t grad_variance_period;  /* 0 (default): never */
+    int32_t grad_variance_samples; /* >= 2; default 32 */
 } klc_trainer_options;
 
 KLC_API int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version);
@@ -1737,7 +1774,7 @@ KLC_API int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version
  * Inconsistent choices fail with KLC_ERR_INVALID_ARGUMENT naming them: an objective that
  * needs a target, a reward or full support without one, an on-policy objective with an
  * off-policy proposal, KLC_PROPOSAL_KL_CHECK without a target, a Z check on a training
- * batch without full support. Off-policy proposals are a clone of the policy. Creating
+ * batch without full support, diversity_period without a tokenizer. Off-policy proposals are a clone of the policy. Creating
  * reserves the models' work buffers (see Memory above) and allocates the gradient block. */
 KLC_API int klc_trainer_create(klc_model *policy, klc_model *base, klc_target *target,
                                klc_objective *objective, klc_optimizer *optimizer,

@@ -5,6 +5,7 @@
 #define KLC_CLI_COMMANDS_H
 
 int klc_cmd_logprob(int argc, char **argv);
+int klc_cmd_plot(int argc, char **argv);
 int klc_cmd_tokenizer(int argc, char **argv);
 int klc_cmd_train(int argc, char **argv);
 int klc_cmd_eval(int argc, char **argv);

@@ -1,4 +1,6 @@
 /* One training step and the evaluation (see klc.h, "Trainer"). */
+#include "diversity.h"
+#include "grad_variance.h"
 #include "sampler/batch.h"
 #include "trainer.h"
 
@@ -10,6 +12,11 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Whether a report every `period` steps (0: never) falls on step count `step`. */
+static int due(int64_t step, int32_t period) {
+    return period > 0 && step % period == 0;
 }
 
 static klc_sampler *q_sampler(const klc_trainer *t) {
@@ -184,6 +191,9 @@ int klc_trainer_step(klc_trainer *t, klc_metrics *out) {
     int z_made = 0;
     double loss = 0;
     int s = prepare(t, &v, &z_made);
+    /* Before the training gradient, whose block it uses as scratch. */
+    if (s == KLC_OK && due(t->step + 1, t->o.grad_variance_period))
+        s = tr_grad_variance_step(t, &v);
     if (s == KLC_OK) s = gradient(t, &v, &loss);
     klc_optimizer_report rep;
     rep.version = KLC_OPTIMIZER_REPORT_VERSION;
@@ -206,7 +216,8 @@ int klc_trainer_step(klc_trainer *t, klc_metrics *out) {
     if (s == KLC_OK && t->q)
         s = klc_metrics_set(t->m, "proposal_updates", (double)t->proposal_updates);
     if (s == KLC_OK) s = tr_batch_metrics(t, &t->train, t->q ? t->train.b->logpi : NULL, "train.");
-    if (s == KLC_OK && t->o.eval_period > 0 && t->step % t->o.eval_period == 0) s = evaluate(t);
+    if (s == KLC_OK && due(t->step, t->o.eval_period)) s = evaluate(t);
+    if (s == KLC_OK && t->div.b && due(t->step, t->o.diversity_period)) s = tr_diversity(t);
     const double dt = now() - t0;
     if (s == KLC_OK) s = klc_metrics_set(t->m, "step_time_s", dt);
     if (s == KLC_OK) s = klc_metrics_set(t->m, "samples_per_s", t->o.batch_size / dt);

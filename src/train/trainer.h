@@ -42,7 +42,12 @@ struct klc_trainer {
     int64_t n_params;
     uint64_t *hashes; /* [hash_cap] Distinct-n scratch: one hash per word n-gram */
     size_t hash_cap;
+    tr_batch div;             /* diversity samples, when diversity_period > 0 */
+    struct tr_grad_var *gvar; /* gradient-variance buffers, when grad_variance_period > 0 */
 };
+
+/* The bytes of a klc_trainer_options of a given version (options.c). */
+size_t tr_options_size(uint32_t version);
 
 /* Reads phi's length, the reward column and whether there are pointwise terms from the
  * target (create.c). */
@@ -58,12 +63,23 @@ void tr_batch_destroy(klc_trainer *t, tr_batch *tb);
 int tr_fill(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, int32_t n, uint64_t step,
             int64_t first, int training);
 
+/* Samples n sequences into tb (pure ancestral but for the nucleus top_p, 1: off) keyed
+ * as tr_fill, and decodes them; nothing is scored (fill.c). */
+int tr_sample_texts(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, int32_t n, uint64_t step,
+                    int64_t first, double top_p);
+
 /* Writes the batch's metrics under a prefix ("train." or "eval."); logpi NULL means the
  * samples come from pi itself (stats.c). */
 int tr_batch_metrics(klc_trainer *t, tr_batch *tb, const double *logpi, const char *prefix);
 
 /* Mean over texts of distinct word n-grams / word n-grams, n = 1..3 (distinct.c). */
 void tr_distinct(klc_trainer *t, const tr_batch *tb, int32_t n, double out[3]);
+
+/* Hashes of the words (runs of bytes other than ASCII white space) of a text into w, at
+ * most (len+1)/2 of them; returns their count. The hash of the n words at w, the order n
+ * included so that n-grams of different orders differ (distinct.c). */
+size_t tr_words(const char *s, size_t len, uint64_t *w);
+uint64_t tr_ngram_hash(const uint64_t *w, size_t n);
 
 /* Sets prefix+name, the name cut to fit KLC_METRICS_NAME_MAX. */
 int tr_metric(klc_metrics *m, const char *prefix, const char *name, double value);
