@@ -143,8 +143,16 @@ START_TEST(test_every_example_config_runs) {
         struct stat st;
         snprintf(path, sizeof path, "%s/model/model.safetensors", out);
         ck_assert_msg(stat(path, &st) == 0, "%s: no final model", name);
+        /* Two samples, one per line, and the report. */
         snprintf(path, sizeof path, "%s/samples_after.txt", out);
-        ck_assert_msg(stat(path, &st) == 0, "%s: no samples after", name);
+        char *samples = tu_read_file(path, &(size_t){0});
+        ck_assert_msg(samples != NULL, "%s: no samples after", name);
+        int lines = 0;
+        for (char *p = samples; *p; p++) lines += *p == '\n';
+        ck_assert_int_eq(lines, 2);
+        free(samples);
+        snprintf(path, sizeof path, "%s/report.md", out);
+        ck_assert_msg(stat(path, &st) == 0, "%s: no report", name);
         free(list[i]);
     }
     free(list);

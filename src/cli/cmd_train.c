@@ -9,6 +9,7 @@
 
 #include "cli/cli_args.h"
 #include "cli/commands.h"
+#include "cli/report.h"
 #include "cli/run_output.h"
 #include "cli/train_config.h"
 
@@ -19,8 +20,10 @@ static const char usage[] =
     "describes every key). Writes into the output directory (output.dir):\n"
     "  config.yaml          the resolved configuration (every key, given or default)\n"
     "  metrics.jsonl        one JSON object of metrics per step\n"
-    "  samples_before.txt   texts of the model before training, samples_after.txt after\n"
+    "  samples_before.txt   texts of the model before training (one per line, line breaks\n"
+    "                       written as \\n), samples_after.txt after\n"
     "  model/               the trained model (Hugging Face GPT-2 directory + tokenizer)\n"
+    "  report.md            the final metrics, the curves (metrics.svg) and samples\n"
     "\n"
     "  -o, --override K=V   set a key before reading (repeatable), e.g. -o optimizer.lr=1e-5\n"
     "  --resume DIR         continue the run in DIR (its config.yaml and latest checkpoint)\n"
@@ -86,7 +89,7 @@ static void print_summary(const char *when, const klc_metrics *m) {
     printf("\n");
 }
 
-static int run(cfg *c, train_settings *s, int resume) {
+static int run(cfg *c, train_settings *s, int resume, const char *command) {
     if (cli_write_resolved("train", c, s->out_dir)) return 1;
     engine e;
     if (engine_load(&e, s, NULL)) {
@@ -111,14 +114,14 @@ static int run(cfg *c, train_settings *s, int resume) {
     int64_t start = klc_trainer_steps(e.trainer);
     (void)resume;
     char path[4200];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", s->out_dir);
+    snprintf(path, sizeof path, "%s/%s", s->out_dir, REPORT_METRICS_FILE);
     jsonl = fopen(path, start > 0 ? "a" : "w");
     if (!jsonl) {
         fprintf(stderr, "klc train: cannot write %s: %s\n", path, strerror(errno));
         goto done;
     }
     if (start == 0) {
-        if (write_samples(&e, s, "samples_before.txt", "samples before training:")) goto done;
+        if (write_samples(&e, s, REPORT_SAMPLES_BEFORE, "samples before training:")) goto done;
         /* The policy before any update, as step 0 of the metrics. */
         if (s->tr.eval_samples > 0) {
             int st = klc_trainer_evaluate(e.trainer, m);
@@ -169,8 +172,9 @@ static int run(cfg *c, train_settings *s, int resume) {
         engine_report_error("train", "saving the model", st);
         goto done;
     }
-    if (write_samples(&e, s, "samples_after.txt", "samples after training:")) goto done;
-    printf("run directory: %s\n", s->out_dir);
+    if (write_samples(&e, s, REPORT_SAMPLES_AFTER, "samples after training:")) goto done;
+    if (report_write(s->out_dir, command, cfg_label(c))) goto done;
+    printf("run directory: %s (report: %s/%s)\n", s->out_dir, s->out_dir, REPORT_FILE);
     rc = 0;
 done:
     if (jsonl) fclose(jsonl);
@@ -208,7 +212,12 @@ int klc_cmd_train(int argc, char **argv) {
         cfg_free(c);
         return 2;
     }
-    int rc = run(c, &s, resume != NULL);
+    /* The command as typed, for the report. */
+    char command[4096];
+    size_t len = (size_t)snprintf(command, sizeof command, "klc");
+    for (int i = 0; i < argc && len < sizeof command; i++)
+        len += (size_t)snprintf(command + len, sizeof command - len, " %s", argv[i]);
+    int rc = run(c, &s, resume != NULL, command);
     cfg_free(c);
     return rc;
 }

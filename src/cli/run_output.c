@@ -148,15 +148,31 @@ void progress_break(progress *p) {
     p->drawn = 0;
 }
 
+/* A sample on one line: its line breaks and backslashes escaped as \n and \\. */
+static void write_escaped(FILE *f, const char *text) {
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\\')
+            fputs("\\\\", f);
+        else
+            fputc(*p, f);
+    }
+    fputc('\n', f);
+}
+
 int samples_write(const char *path, const char *heading, char **texts, int32_t n, int32_t show) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    for (int32_t i = 0; i < n; i++) fprintf(f, "--- sample %d ---\n%s\n", i + 1, texts[i]);
+    for (int32_t i = 0; i < n; i++) write_escaped(f, texts[i]);
     int bad = ferror(f);
     if (fclose(f) || bad) return -1;
     if (show > 0 && n > 0) {
         printf("%s\n", heading);
-        for (int32_t i = 0; i < n && i < show; i++) printf("  [%d] %s\n", i + 1, texts[i]);
+        for (int32_t i = 0; i < n && i < show; i++) {
+            printf("  [%d] ", i + 1);
+            write_escaped(stdout, texts[i]);
+        }
         fflush(stdout);
     }
     return 0;

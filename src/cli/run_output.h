@@ -29,8 +29,9 @@ void progress_update(progress *p, int64_t step, const klc_metrics *m);
 /* Ends the in-place line (a newline) before other output. */
 void progress_break(progress *p);
 
-/* Writes texts to path, each as "--- sample i ---" then the text; prints the first `show`
- * of them to stdout under a heading. Returns 0 or -1 (errno). */
+/* Writes texts to path, one per line (line breaks written as the two characters \n,
+ * backslashes doubled: the format report_write reads); prints the first `show` of them to
+ * stdout under a heading. Returns 0 or -1 (errno). */
 int samples_write(const char *path, const char *heading, char **texts, int32_t n, int32_t show);
 
 double now_seconds(void);

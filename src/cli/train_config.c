@@ -180,6 +180,15 @@ static void read_sampler(cfg_map *root, train_settings *s) {
     cfg_section(root, "eval", &m);
     t->eval_period = (int32_t)cfg_int(&m, "period", 10, 0, INT32_MAX);
     t->eval_samples = (int32_t)cfg_int(&m, "samples", t->eval_samples, 0, 1 << 20);
+    t->diversity_period =
+        (int32_t)cfg_int(&m, "diversity_period", t->diversity_period, 0, INT32_MAX);
+    t->diversity_samples =
+        (int32_t)cfg_int(&m, "diversity_samples", t->diversity_samples, 2, 1 << 20);
+    t->diversity_top_p = cfg_double(&m, "diversity_top_p", t->diversity_top_p, 0, 1, CFG_LO_OPEN);
+    t->grad_variance_period =
+        (int32_t)cfg_int(&m, "grad_variance_period", t->grad_variance_period, 0, INT32_MAX);
+    t->grad_variance_samples =
+        (int32_t)cfg_int(&m, "grad_variance_samples", t->grad_variance_samples, 2, 1 << 20);
     cfg_end(&m);
 }
 
