@@ -190,6 +190,12 @@ int klc_cmd_train(int argc, char **argv) {
     if (rc0 >= 0) return rc0;
     char resumed_config[4200], out_override[4300];
     if (resume) {
+        /* The library does not save a trainer's state yet. */
+        fprintf(stderr, "klc train: --resume: checkpoints of fine-tuning runs are not "
+                        "available yet\n");
+        return 2;
+    }
+    if (resume) {
         if (a.config)
             return cli_usage_error("train", usage,
                                    "give either CONFIG or --resume DIR (whose config.yaml is "
