@@ -53,8 +53,7 @@ static int add_feature(engine *e, const feature_spec *f, klc_feature **out) {
     return 0;
 }
 
-int engine_load(engine *e, const train_settings *cs, const char *policy_dir) {
-    train_settings *s = (train_settings *)cs; /* the tokenizer's ids go into the options */
+int engine_load(engine *e, train_settings *s, const char *policy_dir) {
     memset(e, 0, sizeof *e);
     if (s->threads > 0) klc_set_num_threads(s->threads);
     TRY(s->model_dir, klc_model_load(s->model_dir, NULL, &e->base));
@@ -217,8 +216,7 @@ int engine_fit(engine *e, const train_settings *s, klc_fit_report *report) {
     return st;
 }
 
-int engine_trainer(engine *e, const train_settings *cs) {
-    train_settings *s = (train_settings *)cs;
+int engine_trainer(engine *e, train_settings *s) {
     TRY("objective", klc_objective_builtin(&s->obj, &e->objective));
     size_t n_params;
     klc_model_params(e->policy, &n_params);

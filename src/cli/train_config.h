@@ -95,13 +95,16 @@ typedef struct engine {
 } engine;
 
 /* Loads the models (policy_dir NULL: the configuration's model) and the tokenizer, and
- * builds the features and the target. Prints the error and returns -1 on failure. */
-int engine_load(engine *e, const train_settings *s, const char *policy_dir);
+ * builds the features and the target. Sets the trainer options' end-of-text ids from the
+ * tokenizer and max_len from the model when 0. Prints the error and returns -1 on
+ * failure. */
+int engine_load(engine *e, train_settings *s, const char *policy_dir);
 /* Fits lambda of the target's moment constraints on fit_samples samples of the base model.
  * report may be NULL; residual (num_lambda) may be NULL. Returns the klc status. */
 int engine_fit(engine *e, const train_settings *s, klc_fit_report *report);
-/* The objective, optimizer and trainer. Returns 0 or -1 (error printed). */
-int engine_trainer(engine *e, const train_settings *s);
+/* The objective, optimizer and trainer (the reward feature goes into the trainer
+ * options). Returns 0 or -1 (error printed). */
+int engine_trainer(engine *e, train_settings *s);
 void engine_free(engine *e);
 
 /* Samples n texts from model (temperature, top-k, top-p of the settings), keyed by seed;
