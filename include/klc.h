@@ -1355,7 +1355,11 @@ enum {
     KLC_NEED_TOKEN_LOGP = 1u << 6,    /* the per-token arrays of the log-probabilities asked,
                                          in place of the per-sequence ones */
     KLC_NEED_PROPOSAL_LOGP = 1u << 7, /* logq */
-    KLC_NEED_FEATURES = 1u << 8       /* phi with n_features >= 1 */
+    KLC_NEED_FEATURES = 1u << 8,      /* phi with n_features >= 1 */
+    /* Not a need but a property: the objective runs its own forward/backward/update loop
+     * over a batch (PPO), so callers use klc_objective_update, not
+     * klc_objective_accumulate. Only built-ins have it; klc_objective_create refuses it. */
+    KLC_NEED_OWN_UPDATES = 1u << 9
 };
 
 /* An objective as a strategy struct: a user's own objective (in C, or through FFI) is no
@@ -1425,6 +1429,9 @@ KLC_API uint32_t klc_objective_needs(const klc_objective *obj);
  *                       it is per token instead, L = -(1/T) sum of every generated token's
  *                       log-probability, T the batch's generated tokens (Hugging Face's
  *                       loss), as a token-level objective.
+ *  PPO                  Ziegler's optimiser for KL_CONTROL_TOKEN's rewards: a value head, GAE
+ *                       and several clipped updates per batch, through klc_objective_update
+ *                       (see "PPO" at the end of this header).
  * Baselines never use the sample they are applied to (that would bias the gradient):
  * MOVING_AVERAGE is the mean of the values of the last baseline_window batches that
  * klc_objective_after_step saw (0 before the first), LEAVE_ONE_OUT the mean over the
@@ -1439,7 +1446,8 @@ enum {
     KLC_OBJECTIVE_DPG = 4,
     KLC_OBJECTIVE_GDCPP = 5,
     KLC_OBJECTIVE_FDPG = 6,
-    KLC_OBJECTIVE_MLE = 7
+    KLC_OBJECTIVE_MLE = 7,
+    KLC_OBJECTIVE_PPO = 8 /* see "PPO" below */
 };
 
 enum {
@@ -1458,7 +1466,7 @@ enum {
     KLC_DIVERGENCE_CHI2 = 5        /* chi-square (p||pi): f'(t) = 1 - t^-2 */
 };
 
-#define KLC_OBJECTIVE_OPTIONS_VERSION 1
+#define KLC_OBJECTIVE_OPTIONS_VERSION 2
 typedef struct klc_objective_options {
     uint32_t version;
     int32_t kind;            /* KLC_OBJECTIVE_*; default KLC_OBJECTIVE_GDCPP */
@@ -1473,19 +1481,35 @@ typedef struct klc_objective_options {
     double gamma;            /* KL_CONTROL_TOKEN's discount, in (0, 1]; default 1 */
     int32_t token_mean;      /* MLE: 0 or 1, per-token mean; default 0 */
     const klc_allocator *allocator; /* NULL: malloc/free */
+    /* Version 2: PPO (KLC_OBJECTIVE_PPO; defaults are Ziegler et al.'s). gamma above is
+     * GAE's discount (default 1); beta, adaptive_beta, kl_target and kl_horizon are
+     * KL-control's as above. Version 1 callers get these defaults. */
+    int32_t ppo_epochs;            /* passes over each batch, >= 1; default 4 */
+    int32_t ppo_minibatches;       /* updates per pass, >= 1, at most the batch; default 1 */
+    double ppo_clip;               /* ratio clip epsilon, > 0; default 0.2 */
+    double ppo_value_clip;         /* value clip around the old values, >= 0 (0: off);
+                                      default 0.2 */
+    double ppo_vf_coef;            /* value loss coefficient, >= 0; default 0.1 */
+    double ppo_lambda;             /* GAE lambda, in [0, 1]; default 0.95 */
+    int32_t ppo_whiten_advantages; /* 0 or 1; default 1 */
+    int32_t ppo_whiten_rewards;    /* 0 or 1: Ziegler's whiten_rewards (r - mean)/std + mean
+                                      over the batch's tokens; default 0 (see docs) */
+    double ppo_value_lr;           /* the value head's Adam learning rate, >= 0; 0 (default):
+                                      the policy optimizer's rate of each update */
 } klc_objective_options;
 
 KLC_API int klc_objective_options_init(klc_objective_options *opts, uint32_t version);
 /* A built-in objective. Invalid options fail with KLC_ERR_INVALID_ARGUMENT naming the
  * field. Needs: REINFORCE reward + on-policy; KL_CONTROL reward + base + policy +
  * on-policy (+ per token for KL_CONTROL_TOKEN); DPG target + proposal + full support;
- * GDCPP and FDPG the same + policy; MLE nothing. */
+ * GDCPP and FDPG the same + policy; MLE nothing; PPO as KL_CONTROL_TOKEN. */
 KLC_API int klc_objective_builtin(const klc_objective_options *opts, klc_objective **out);
 
 /* KL-control's current beta: with adaptive_beta, klc_objective_after_step moves it by
  * Ziegler's rule e = clip(KL/kl_target - 1, -0.2, 0.2), beta <- beta (1 + e n/kl_horizon),
  * KL the batch mean of log pi(x) - log a(x) in nats per sequence and n the step's
- * sequences. NaN for other objectives. */
+ * sequences (for PPO, of the per-token sums of log pi_old - log a). KL_CONTROL,
+ * KL_CONTROL_TOKEN and PPO; NaN for other objectives. */
 KLC_API double klc_objective_beta(const klc_objective *obj);
 /* Sets KL-control's beta (> 0), e.g. when resuming; KLC_ERR_UNSUPPORTED for others. */
 KLC_API int klc_objective_set_beta(klc_objective *obj, double beta);
@@ -1635,7 +1659,10 @@ KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
  *      the pi whose criterion was computed;
  *   7. the objective's coefficients and klc_objective_accumulate into zeroed gradients,
  *      micro_batch sequences per forward-backward (the update is the whole batch's);
- *   8. klc_optimizer_step_model, then klc_objective_after_step;
+ *   8. klc_optimizer_step_model, then klc_objective_after_step; objectives with
+ *      KLC_NEED_OWN_UPDATES (PPO) replace 7 and the optimizer step by
+ *      klc_objective_update (seed and micro_batch from the options; lr and grad_norm
+ *      report its last update, and there is no "loss");
  *   9. metrics (below), evaluation every eval_period steps, and the callback.
  *
  * Contexts (prompts) are not handled yet: every sequence starts from bos_id, and targets
@@ -1703,8 +1730,9 @@ KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
  * klc_trainer_memory is exact before the first step (batch_bytes includes the diversity
  * batch and the gradient-variance buffers: one float per parameter and the batch's logit
  * coefficients). Still allocated per step: the objective's coefficient buffers
- * (klc_objective_accumulate), Self-BLEU's n-gram tables on diversity steps and metric
- * names the first time they appear. */
+ * (klc_objective_accumulate), PPO's value head and work arrays (at its first update, and
+ * when a batch is larger than any before), Self-BLEU's n-gram tables on diversity steps
+ * and metric names the first time they appear. */
 typedef struct klc_trainer klc_trainer;
 
 /* Where the training samples come from. */
@@ -1774,8 +1802,10 @@ KLC_API int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version
  * Inconsistent choices fail with KLC_ERR_INVALID_ARGUMENT naming them: an objective that
  * needs a target, a reward or full support without one, an on-policy objective with an
  * off-policy proposal, KLC_PROPOSAL_KL_CHECK without a target, a Z check on a training
- * batch without full support, diversity_period without a tokenizer. Off-policy proposals are a clone of the policy. Creating
- * reserves the models' work buffers (see Memory above) and allocates the gradient block. */
+ * batch without full support, diversity_period without a tokenizer, grad_variance_period
+ * with an objective that runs its own updates (PPO). Off-policy proposals are a clone of
+ * the policy. Creating reserves the models' work buffers (see Memory above) and allocates
+ * the gradient block. */
 KLC_API int klc_trainer_create(klc_model *policy, klc_model *base, klc_target *target,
                                klc_objective *objective, klc_optimizer *optimizer,
                                klc_tokenizer *tokenizer, const klc_trainer_options *opts,
@@ -1817,6 +1847,84 @@ KLC_API double klc_trainer_log_z(const klc_trainer *trainer);
 KLC_API klc_model *klc_trainer_proposal(const klc_trainer *trainer);
 /* The last training batch (borrowed; its slots as the step filled them). */
 KLC_API klc_batch *klc_trainer_batch(const klc_trainer *trainer);
+
+/* ------------------------------------------------------------------------------------ */
+/* PPO: objectives that run their own updates                                           */
+/* ------------------------------------------------------------------------------------ */
+
+/* PPO for KL-control (Ziegler et al. 2019; ALGORITHMS.md section 1), KLC_OBJECTIVE_PPO.
+ * Per-token rewards as KL_CONTROL_TOKEN's: r_t = -beta (log pi_old,t - log a_t) on every
+ * generated token and r(x) added on the last (optionally whitened, ppo_whiten_rewards).
+ * A value head V(s_t) = w . h_t + b on the final hidden state h_t of the position that
+ * predicts token t+1 (Hugging Face value-head layout: weight [n_embd], bias [1]) gives,
+ * with the values V_old of the policy that sampled, GAE advantages
+ *     delta_t = r_t + gamma V_old(t+1) - V_old(t)   (V_old after the last token is 0)
+ *     A_t = delta_t + gamma lambda A_(t+1),   returns R_t = A_t + V_old(t),
+ * whitened over the batch's generated tokens (ppo_whiten_advantages). Then ppo_epochs
+ * passes, each over a fresh random order of the sequences cut into ppo_minibatches
+ * minibatches; each minibatch is one update of the policy (by the caller's optimizer) and
+ * of the value head (by the objective's own Adam) on the loss, averaged over the
+ * minibatch's generated tokens,
+ *     pg_t = max(-A_t rho_t, -A_t clip(rho_t, 1 - clip, 1 + clip)),
+ *            rho_t = exp(log pi_t - log pi_old,t)
+ *     vf_t = 0.5 max((V_t - R_t)^2, (V_clip,t - R_t)^2),
+ *            V_clip = V_old + clip(V - V_old, -value_clip, value_clip)
+ *            (0.5 (V_t - R_t)^2 when value_clip is 0)
+ *     L = mean_t (pg_t + vf_coef vf_t);
+ * the value loss reaches the shared transformer through the hidden states. PPO is
+ * on-policy (log pi_old is the step's log q) and needs base log-probabilities per token
+ * and the reward; klc_objective_accumulate and klc_objective_token_coeffs refuse it.
+ *
+ * Metrics of klc_objective_update (means over the step's updates): "ppo.policy_loss",
+ * "ppo.value_loss" (mean vf_t, before vf_coef), "ppo.clip_frac" (fraction of tokens whose
+ * clipped term was the larger), "ppo.approx_kl" (0.5 mean (log pi - log pi_old)^2, as
+ * Ziegler's code), "ppo.explained_variance" (1 - Var(R - V_old)/Var(R) over the batch's
+ * tokens), "ppo.value_mean", "ppo.return_mean", "ppo.updates"; after_step adds "kl",
+ * "beta" (the beta the step used; adaptive as for KL_CONTROL) and "reward". */
+
+#define KLC_UPDATE_OPTIONS_VERSION 1
+typedef struct klc_update_options {
+    uint32_t version;
+    int32_t micro_batch;          /* sequences per forward-backward; 0 (default): one pass per
+                                     minibatch. Only the memory changes. */
+    uint64_t seed;                /* PPO's minibatch order: klc_rng(seed, KLC_STREAM_DATA), sample
+                                     step->step, counter epoch * n_seq + i; default 0 */
+    klc_optimizer_report *report; /* the last update's report (NULL: not written); the
+                                     caller sets its version */
+} klc_update_options;
+
+KLC_API int klc_update_options_init(klc_update_options *opts, uint32_t version);
+
+/* All of one step's updates of model (and of the objective's own parameters) from one
+ * batch: for an objective with KLC_NEED_OWN_UPDATES its loop (PPO: epochs x minibatches
+ * forward/backward/optimizer steps); for any other one update: zeroed gradients,
+ * klc_objective_accumulate, klc_optimizer_step_model. The view and seqs are as for
+ * klc_objective_accumulate. metrics (may be NULL) receives the objective's update
+ * metrics. A failure before the first update leaves model, optimizer and objective
+ * unchanged; a later one leaves the updates made so far (the message says how many). */
+KLC_API int klc_objective_update(klc_objective *obj, klc_model *model, klc_optimizer *opt,
+                                 const klc_step_view *step, const klc_seqs *seqs,
+                                 const klc_update_options *opts, klc_metrics *metrics);
+
+/* PPO's state, as borrowed views into the objective (valid until it is destroyed): plain
+ * arrays a checkpoint can save and restore. The value head is created, zero-initialised,
+ * at the first klc_objective_update (sized by the model's n_embd) or by this call with
+ * n_embd > 0; n_embd 0 only reports (n_embd 0 and NULL arrays before it exists). A
+ * different n_embd than the existing head's fails with KLC_ERR_INVALID_ARGUMENT;
+ * objectives other than PPO with KLC_ERR_UNSUPPORTED. */
+#define KLC_PPO_STATE_VERSION 1
+typedef struct klc_ppo_state {
+    uint32_t version; /* set by the caller */
+    int32_t n_embd;
+    float *value_params; /* [n_embd + 1]: weight [n_embd], then bias */
+    float *value_grads;  /* [n_embd + 1]: the last update's gradient */
+    float *adam_m;       /* [n_embd + 1]: Adam's first moment */
+    float *adam_v;       /* [n_embd + 1]: Adam's second moment */
+    int64_t *adam_steps; /* the value head's updates so far (bias correction) */
+    double *beta;        /* KL-control's current beta */
+} klc_ppo_state;
+
+KLC_API int klc_objective_ppo_state(klc_objective *obj, int32_t n_embd, klc_ppo_state *out);
 
 #ifdef __cplusplus
 }

@@ -81,3 +81,23 @@ klc_model *tu_model(int n_layer, int n_embd, int n_head, int vocab, int n_ctx, f
     ck_klc(klc_model_create(&o, &m));
     return m;
 }
+
+int tu_tiny_sequences(int32_t *tokens, int32_t *lengths) {
+    enum { EOT = 3, L = 4 };
+    int n = 0;
+    memset(tokens, 0, 40 * L * sizeof *tokens);
+    tokens[0] = EOT, tokens[1] = EOT, lengths[n++] = 2;
+    for (int a = 0; a < 3; a++) {
+        const int32_t x[L] = {EOT, a, EOT, 0};
+        memcpy(tokens + n * L, x, sizeof x);
+        lengths[n++] = 3;
+    }
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            for (int c = 0; c < 4; c++) {
+                const int32_t x[L] = {EOT, a, b, c};
+                memcpy(tokens + n * L, x, sizeof x);
+                lengths[n++] = 4;
+            }
+    return n;
+}

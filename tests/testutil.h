@@ -33,6 +33,12 @@
 klc_model *tu_model(int n_layer, int n_embd, int n_head, int vocab, int n_ctx, float std,
                     uint64_t seed, const klc_allocator *allocator);
 
+/* The 40 sequences a model over a vocabulary of 4 (tokens 0, 1, 2 and the end-of-text
+ * token 3) can generate in at most 3 tokens after an end-of-text token, right-padded to 4:
+ * [3, 3], [3, a, 3] and [3, a, b, c] (c = 3 or truncated). tokens [40*4], lengths [40];
+ * returns 40. */
+int tu_tiny_sequences(int32_t *tokens, int32_t *lengths);
+
 /* A fresh empty directory under the build tree's tmp folder; caller frees the string. */
 char *tu_make_temp_dir(const char *tag);
 /* Removes a directory tree (best effort). */

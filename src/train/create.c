@@ -97,6 +97,11 @@ static int check_handles(klc_trainer *t, const klc_model_options *mo, const klc_
                         "klc_trainer_create: objective '%s' needs pure ancestral samples "
                         "(temperature 1, top_k 0, top_p 1)",
                         name);
+    if ((t->needs & KLC_NEED_OWN_UPDATES) && o->grad_variance_period > 0)
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT,
+                        "klc_trainer_create: objective '%s' runs its own updates and has no "
+                        "per-sample gradient: option grad_variance_period must be 0",
+                        name);
     if (o->diversity_period > 0 && !t->tok)
         return bad("option diversity_period > 0 needs a tokenizer");
     if (o->proposal == KLC_PROPOSAL_KL_CHECK && !t->target)

@@ -129,6 +129,20 @@ static int gradient(klc_trainer *t, const klc_step_view *v, double *loss) {
     return KLC_OK;
 }
 
+/* Objectives that run their own loop (PPO): every update of the step, the last one
+ * reported; there are no sequence weights. */
+static int own_updates(klc_trainer *t, const klc_step_view *v, klc_optimizer_report *rep) {
+    klc_seqs seqs;
+    KLC_TRY(klc_batch_seqs(t->train.b, &seqs));
+    klc_update_options uo;
+    klc_update_options_init(&uo, KLC_UPDATE_OPTIONS_VERSION);
+    uo.micro_batch = t->o.micro_batch;
+    uo.seed = t->o.seed;
+    uo.report = rep;
+    t->train.weights[0] = NAN;
+    return klc_objective_update(t->obj, t->policy, t->opt, v, &seqs, &uo, t->m);
+}
+
 static int evaluate(klc_trainer *t) {
     tr_batch *e = &t->eval;
     const int64_t first = (int64_t)t->o.batch_size + t->o.z_samples;
@@ -194,10 +208,14 @@ int klc_trainer_step(klc_trainer *t, klc_metrics *out) {
     /* Before the training gradient, whose block it uses as scratch. */
     if (s == KLC_OK && due(t->step + 1, t->o.grad_variance_period))
         s = tr_grad_variance_step(t, &v);
-    if (s == KLC_OK) s = gradient(t, &v, &loss);
     klc_optimizer_report rep;
     rep.version = KLC_OPTIMIZER_REPORT_VERSION;
-    if (s == KLC_OK) s = klc_optimizer_step_model(t->opt, t->policy, &rep);
+    if (t->needs & KLC_NEED_OWN_UPDATES) {
+        if (s == KLC_OK) s = own_updates(t, &v, &rep);
+    } else {
+        if (s == KLC_OK) s = gradient(t, &v, &loss);
+        if (s == KLC_OK) s = klc_optimizer_step_model(t->opt, t->policy, &rep);
+    }
     if (s != KLC_OK) return klc_fail_context(s, "klc_trainer_step %lld: ", (long long)t->step);
     /* The update happened: from here on the step counts even if a report fails. */
     t->step++;
