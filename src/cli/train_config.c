@@ -7,7 +7,7 @@
 #include <string.h>
 
 const char *const OBJECTIVE_NAMES[N_OBJECTIVES] = {
-    "reinforce", "kl_control", "kl_control_token", "dpg", "gdc", "gdcpp", "fdpg", "mle"};
+    "reinforce", "kl_control", "kl_control_token", "dpg", "gdc", "gdcpp", "fdpg", "mle", "ppo"};
 
 static const char *const FEATURE_KINDS[N_FEATURE_KINDS] = {"word",      "word_list", "lexicon",
                                                            "name_list", "length",    "regex"};
@@ -118,10 +118,11 @@ static void read_objective(cfg_map *root, train_settings *s) {
     static const int32_t KINDS[N_OBJECTIVES] = {
         KLC_OBJECTIVE_REINFORCE, KLC_OBJECTIVE_KL_CONTROL, KLC_OBJECTIVE_KL_CONTROL_TOKEN,
         KLC_OBJECTIVE_DPG,       KLC_OBJECTIVE_DPG,        KLC_OBJECTIVE_GDCPP,
-        KLC_OBJECTIVE_FDPG,      KLC_OBJECTIVE_MLE};
+        KLC_OBJECTIVE_FDPG,      KLC_OBJECTIVE_MLE,        KLC_OBJECTIVE_PPO};
     s->obj.kind = KINDS[s->objective];
-    int kl = s->objective == OBJ_KL_CONTROL || s->objective == OBJ_KL_CONTROL_TOKEN;
-    if (kl || s->objective == OBJ_REINFORCE || s->objective == OBJ_FDPG) {
+    int ppo = s->objective == OBJ_PPO;
+    int kl = s->objective == OBJ_KL_CONTROL || s->objective == OBJ_KL_CONTROL_TOKEN || ppo;
+    if ((kl && !ppo) || s->objective == OBJ_REINFORCE || s->objective == OBJ_FDPG) {
         s->obj.baseline = cfg_enum(&o, "baseline", BASELINES, COUNT(BASELINES), s->obj.baseline);
         s->obj.baseline_window =
             (int32_t)cfg_int(&o, "baseline_window", s->obj.baseline_window, 1, INT32_MAX);
@@ -133,8 +134,21 @@ static void read_objective(cfg_map *root, train_settings *s) {
         s->obj.kl_horizon =
             cfg_double(&o, "kl_horizon", s->obj.kl_horizon, 0, INFINITY, CFG_LO_OPEN);
     }
-    if (s->objective == OBJ_KL_CONTROL_TOKEN)
+    if (s->objective == OBJ_KL_CONTROL_TOKEN || ppo)
         s->obj.gamma = cfg_double(&o, "gamma", s->obj.gamma, 0, 1, CFG_LO_OPEN);
+    if (ppo) {
+        s->obj.ppo_epochs = (int32_t)cfg_int(&o, "epochs", s->obj.ppo_epochs, 1, 1 << 20);
+        s->obj.ppo_minibatches =
+            (int32_t)cfg_int(&o, "minibatches", s->obj.ppo_minibatches, 1, 1 << 20);
+        s->obj.ppo_clip = cfg_double(&o, "clip", s->obj.ppo_clip, 0, INFINITY, CFG_LO_OPEN);
+        s->obj.ppo_value_clip = cfg_double(&o, "value_clip", s->obj.ppo_value_clip, 0, INFINITY, 0);
+        s->obj.ppo_vf_coef = cfg_double(&o, "vf_coef", s->obj.ppo_vf_coef, 0, INFINITY, 0);
+        s->obj.ppo_lambda = cfg_double(&o, "gae_lambda", s->obj.ppo_lambda, 0, 1, 0);
+        s->obj.ppo_whiten_advantages =
+            cfg_bool(&o, "whiten_advantages", s->obj.ppo_whiten_advantages);
+        s->obj.ppo_whiten_rewards = cfg_bool(&o, "whiten_rewards", s->obj.ppo_whiten_rewards);
+        s->obj.ppo_value_lr = cfg_double(&o, "value_lr", s->obj.ppo_value_lr, 0, INFINITY, 0);
+    }
     if (s->objective == OBJ_FDPG)
         s->obj.divergence =
             1 + cfg_enum(&o, "divergence", DIVERGENCES, COUNT(DIVERGENCES), s->obj.divergence - 1);
@@ -279,7 +293,7 @@ int train_settings_read(cfg *c, train_settings *s) {
                  "configuration has none");
     }
     if (!cfg_error(c) && s->tr.proposal != KLC_PROPOSAL_ON_POLICY &&
-        (s->objective <= OBJ_KL_CONTROL_TOKEN)) {
+        (s->objective <= OBJ_KL_CONTROL_TOKEN || s->objective == OBJ_PPO)) {
         cfg_section(&root, "proposal", &m);
         cfg_fail(&m, "kind",
                  "objective '%s' learns from the policy's own samples: proposal "

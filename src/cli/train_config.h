@@ -45,6 +45,7 @@ enum {
     OBJ_GDCPP,
     OBJ_FDPG,
     OBJ_MLE,
+    OBJ_PPO,
     N_OBJECTIVES
 };
 extern const char *const OBJECTIVE_NAMES[N_OBJECTIVES];
