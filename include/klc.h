@@ -69,6 +69,7 @@ typedef enum klc_status {
     KLC_ERR_CALLBACK = -7,         /* a user callback returned non-zero */
     KLC_ERR_NUMERIC = -8,          /* a computation produced NaN or diverged */
     KLC_ERR_CONFIG = -9,           /* a configuration is invalid (see klc_last_error) */
+    KLC_ERR_NOT_FOUND = -10,       /* what was looked for does not exist (e.g. no checkpoint) */
     KLC_ERR_INTERNAL = -100        /* a bug in klc: please report it with the message */
 } klc_status;
 
@@ -129,7 +130,9 @@ KLC_API const char *klc_blas_suggested_core(void);
  * 2011): every number is a pure function of (seed, stream, step, sample, counter), so a
  * value does not depend on how a batch is split into micro-batches, on the order in
  * which sequences are processed, or (later) on the number of processes. The struct is
- * the generator's whole state: a checkpoint saves it as plain data.
+ * the generator's whole state, and there is no hidden one: the trainer builds it from
+ * its seed option and its step count whenever it draws, so a checkpoint that holds the
+ * step (see "Checkpoints") restores every stream.
  *
  *   seed    the user's seed;
  *   stream  what the numbers are for (KLC_STREAM_*), so that purposes never share draws;
@@ -1368,7 +1371,7 @@ enum {
  * Callbacks run on the calling thread, never concurrently nor re-entrantly, and return
  * 0 on success; anything else stops the call with KLC_ERR_CALLBACK, whose message names
  * the objective, the callback and the value returned. */
-#define KLC_OBJECTIVE_OPS_VERSION 1
+#define KLC_OBJECTIVE_OPS_VERSION 2 /* version 1 (no state hooks) is still accepted */
 typedef struct klc_objective_ops {
     uint32_t version; /* KLC_OBJECTIVE_OPS_VERSION */
     const char *name; /* non-empty; at most 63 bytes */
@@ -1387,7 +1390,26 @@ typedef struct klc_objective_ops {
     int (*after_step)(void *self, const klc_step_view *step, klc_metrics *m);
     /* Frees self. Optional; runs exactly once, at klc_objective_destroy. */
     void (*release)(void *self);
+    /* --- Version 2: state for checkpoints (klc_objective_save_state). --- */
+    uint32_t flags; /* KLC_OBJECTIVE_STATELESS or 0 */
+    /* Writes the objective's whole state (everything that influences later steps:
+     * baselines, an adaptive coefficient, a value head's parameters and its optimizer's
+     * moments...) as an opaque blob in a format of the objective's choosing. Called first
+     * with buf NULL and capacity 0: set *needed to the blob's size and write nothing;
+     * then with a buffer of at least that size: write the blob and set *needed to the
+     * bytes written. The same state must give the same bytes. Optional (see below). */
+    int (*save_state)(void *self, void *buf, size_t capacity, size_t *needed);
+    /* Replaces the state with a blob save_state wrote (possibly by another process, with
+     * an objective made from the same options). It must validate the whole blob first and
+     * leave the state unchanged when it fails (return non-zero; a built-in returns
+     * KLC_ERR_FORMAT with a message). Required when save_state is set. */
+    int (*load_state)(void *self, const void *buf, size_t size);
 } klc_objective_ops;
+
+/* klc_objective_ops.flags: the objective keeps no state between steps, so it needs no
+ * state hooks even though it has an after_step callback (e.g. one that only reports
+ * metrics). */
+#define KLC_OBJECTIVE_STATELESS 1u
 
 typedef struct klc_objective klc_objective;
 
@@ -1530,6 +1552,28 @@ KLC_API int klc_objective_token_coeffs(klc_objective *obj, const klc_step_view *
 KLC_API int klc_objective_after_step(klc_objective *obj, const klc_step_view *step,
                                      klc_metrics *metrics);
 
+/* --- Objective state ------------------------------------------------------------------- */
+
+/* The objective's state as a blob, for checkpoints (klc_trainer_save_checkpoint calls
+ * these). An objective with save_state/load_state hooks saves through them; every built-in
+ * has them (blob layout in docs/checkpoints.md: the moving-average baseline's ring of the
+ * last baseline_window batches, KL-control's current beta, PPO's value head and its Adam
+ * state). An objective without hooks
+ * has an empty state (0 bytes) when it has no after_step callback or declares
+ * KLC_OBJECTIVE_STATELESS; otherwise it may keep state that cannot be saved, and saving
+ * fails with KLC_ERR_UNSUPPORTED naming the objective rather than silently dropping it.
+ * Two-phase like klc_optimizer_save_state: *needed (may be NULL) receives the blob's
+ * size; buf NULL with capacity 0 asks for it; a capacity below it writes nothing and
+ * fails with KLC_ERR_INVALID_ARGUMENT. */
+KLC_API int klc_objective_save_state(klc_objective *obj, void *buf, size_t capacity,
+                                     size_t *needed);
+/* Replaces the state with a blob from klc_objective_save_state of an objective of the same
+ * kind and options. A blob that does not fit (another objective, another baseline window,
+ * a truncated or corrupt blob) fails (KLC_ERR_FORMAT for built-ins, KLC_ERR_CALLBACK for a
+ * user's hook) and leaves the objective unchanged. size 0 is accepted by objectives
+ * without state. */
+KLC_API int klc_objective_load_state(klc_objective *obj, const void *buf, size_t size);
+
 /* --- The gradient-estimator core -------------------------------------------------------- */
 
 #define KLC_ACCUMULATE_OPTIONS_VERSION 1
@@ -1634,6 +1678,18 @@ KLC_API const double *klc_z_estimate_table(const klc_z_estimate *z);
 KLC_API int64_t klc_z_estimate_checks(const klc_z_estimate *z, int32_t context);
 /* The target version held. */
 KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
+/* The number of contexts (-1 for NULL). */
+KLC_API int32_t klc_z_estimate_num_contexts(const klc_z_estimate *z);
+/* The whole state, for checkpoints: per context, log_sum [n] the logsumexp of the checks'
+ * log Z_k (-inf before any) and checks [n] their count; n must be the number of
+ * contexts. The estimate is log_sum - log(checks), recomputed bit for bit on restore. */
+KLC_API int klc_z_estimate_get_state(const klc_z_estimate *z, int32_t n, double *log_sum,
+                                     int64_t *checks);
+/* Restores a state from klc_z_estimate_get_state, held for target_version. Everything is
+ * validated first (checks >= 0; log_sum finite or -inf, and -inf where checks is 0) and
+ * fails with KLC_ERR_INVALID_ARGUMENT naming the context, changing nothing. */
+KLC_API int klc_z_estimate_set_state(klc_z_estimate *z, uint64_t target_version, int32_t n,
+                                     const double *log_sum, const int64_t *checks);
 
 /* ------------------------------------------------------------------------------------ */
 /* Trainer                                                                              */
@@ -1925,6 +1981,72 @@ typedef struct klc_ppo_state {
 } klc_ppo_state;
 
 KLC_API int klc_objective_ppo_state(klc_objective *obj, int32_t n_embd, klc_ppo_state *out);
+
+/* ------------------------------------------------------------------------------------ */
+/* Checkpoints                                                                          */
+/* ------------------------------------------------------------------------------------ */
+
+/* A checkpoint is a directory run_dir/checkpoints/step-NNNNNNNNNNNN (the steps completed,
+ * 12 digits) holding the policy as a Hugging Face GPT-2 directory (config.json and
+ * model.safetensors, as klc_model_save writes them, so transformers loads it) and
+ * trainer_state.bin, the trainer's full state: everything that influences later steps.
+ *   - the step count and the proposal updates made;
+ *   - off-policy, the proposal q's parameters;
+ *   - the optimizer's state (klc_optimizer_save_state: moments and update count, which
+ *     is also the learning-rate schedule's position);
+ *   - the Z estimate (every context's checks, klc_z_estimate_get_state) and whether it
+ *     was current for the target;
+ *   - the target's lambda (and beta for targets made by klc_target_from_reward);
+ *   - the objective's state (klc_objective_save_state: moving-average baselines, the
+ *     adaptive KL controller's beta, a user objective's own blob).
+ * There is no random generator state to save: every random number klc draws is a pure
+ * function of (seed, stream, step, sample, counter) (see "Random numbers"), and sampling,
+ * Z checks and evaluation are keyed by the step count, which the checkpoint holds. So a
+ * run that saves after step N, is destroyed, recreated from scratch with the same handles
+ * and options and loads the checkpoint continues with the same bits as one never stopped
+ * (on one machine with one thread count).
+ *
+ * trainer_state.bin is one little-endian binary file: a header with a magic, a format
+ * version, the file size and a checksum, a table of named sections with their offsets,
+ * sizes and checksums, then the sections; docs/checkpoints.md gives the layout. */
+
+/* Writes a checkpoint of the trainer after its last completed step. Atomic: everything is
+ * written into a temporary sibling directory (run_dir/checkpoints/.tmp-step-...), every
+ * file and the directory fsynced, then renamed into place (replacing a checkpoint of the
+ * same step, if any, by an atomic exchange), so a crash never leaves a partial checkpoint
+ * under the final name and a failed write leaves earlier checkpoints as they were. Then
+ * the oldest checkpoints beyond keep_last are removed (keep_last 0: keep all; a removed
+ * checkpoint is renamed away before it is deleted). run_dir and run_dir/checkpoints are
+ * created if needed. path_out (may be NULL, with path_cap 0) receives the checkpoint
+ * directory; a path_cap too small for it is KLC_ERR_INVALID_ARGUMENT before anything is
+ * written. A failure to prune is reported (KLC_ERR_IO, saying so) with the new checkpoint
+ * already in place. An objective whose state cannot be saved fails with
+ * KLC_ERR_UNSUPPORTED (see klc_objective_save_state) before anything is written. Saving
+ * needs memory for a copy of the optimizer's and the objective's state; loading stages
+ * the policy, the proposal and the optimizer's state before it commits them. */
+KLC_API int klc_trainer_save_checkpoint(klc_trainer *trainer, const char *run_dir,
+                                        int32_t keep_last, char *path_out, size_t path_cap);
+/* Restores the policy's parameters and all trainer state from a checkpoint directory, or
+ * from a run directory (its latest complete checkpoint, as klc_checkpoint_latest). The
+ * trainer must have been created over handles made as for the run that wrote it. Checks
+ * that the checkpoint fits before anything changes and fails with a message saying what
+ * differs: KLC_ERR_STATE for another model shape or parameter count, objective, optimizer
+ * kind, batch_size, max_len, proposal mode, Z sampling (z_samples), number of lambda
+ * values or target kind; KLC_ERR_FORMAT for a truncated or corrupt file (wrong magic,
+ * version, sizes or checksum); KLC_ERR_IO when a file cannot be read; KLC_ERR_NOT_FOUND
+ * for a run directory without checkpoints. On failure the trainer, the policy and every
+ * other handle are unchanged. Options that do not shape the state (seed, periods,
+ * sampling settings, micro_batch, evaluation) are the new trainer's own: changing them
+ * is allowed, and the continuation then differs from an uninterrupted run. The target's
+ * version changes when lambda or beta is restored; the Z estimate is carried over to the
+ * new version (when it was current at the save), so no extra Z check happens. */
+KLC_API int klc_trainer_load_checkpoint(klc_trainer *trainer, const char *path);
+/* The latest complete checkpoint under run_dir/checkpoints: the directory named
+ * step-NNNNNNNNNNNN (exactly 12 digits) with the largest step that holds
+ * trainer_state.bin, into path_out (path_cap bytes; too small is
+ * KLC_ERR_INVALID_ARGUMENT). KLC_ERR_NOT_FOUND when there is none (or no such directory);
+ * temporary and removed directories (names starting with '.') are never chosen. */
+KLC_API int klc_checkpoint_latest(const char *run_dir, char *path_out, size_t path_cap);
 
 #ifdef __cplusplus
 }

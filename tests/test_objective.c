@@ -1036,13 +1036,12 @@ START_TEST(user_objectives_are_objectives) {
     world w;
     world_make(&w);
     user_state u = {0, 0, 0};
-    klc_objective_ops ops = {KLC_OBJECTIVE_OPS_VERSION,
-                             "my_reward",
-                             KLC_NEED_REWARD,
-                             user_weights,
-                             NULL,
-                             NULL,
-                             user_release};
+    /* A version-1 struct (no state hooks) is still accepted. */
+    klc_objective_ops ops = {.version = 1,
+                             .name = "my_reward",
+                             .needs = KLC_NEED_REWARD,
+                             .weights = user_weights,
+                             .release = user_release};
     klc_objective *obj;
     ck_klc(klc_objective_create(&ops, &u, NULL, &obj));
     ops.name = "changed"; /* the struct and the name were copied */

@@ -174,6 +174,9 @@ int klc_objective_builtin(const klc_objective_options *opts, klc_objective **out
     }
     ops.version = KLC_OBJECTIVE_OPS_VERSION;
     ops.release = builtin_release;
+    ops.flags = 0;
+    ops.save_state = klc_builtin_save_state;
+    ops.load_state = klc_builtin_load_state;
     int status = klc_objective_create(&ops, s, opts->allocator, out);
     if (status != KLC_OK) {
         builtin_release(s);

@@ -92,6 +92,11 @@ typedef struct klc_builtin {
 /* Work space of at least n doubles, kept between calls. */
 double *klc_builtin_scratch(klc_builtin *s, size_t n);
 
+/* The state hooks every built-in shares (builtin_state.c): beta and the baseline's ring,
+ * in the blob layout of docs/checkpoints.md. */
+int klc_builtin_save_state(void *self, void *buf, size_t capacity, size_t *needed);
+int klc_builtin_load_state(void *self, const void *buf, size_t size);
+
 /* Each family's ops; `self` is a klc_builtin. */
 void klc_reinforce_ops(const klc_objective_options *o, klc_objective_ops *ops);
 void klc_kl_control_ops(const klc_objective_options *o, klc_objective_ops *ops);

@@ -24,6 +24,16 @@ void klc_ppo_free(klc_ppo *p, const klc_alloc_ctx *alloc);
 /* Creates the zero value head for n_embd, or checks that the existing one has it. */
 int klc_ppo_ensure_head(klc_ppo *p, const klc_alloc_ctx *alloc, int32_t n_embd);
 
+/* PPO's part of the built-in state blob (ppo_state.c): its size, writing it, checking a
+ * saved one against p (allocating in *block the head to adopt when p has none yet), and
+ * adopting a checked one, which cannot fail. */
+size_t klc_ppo_state_bytes(const klc_ppo *p);
+void klc_ppo_state_write(const klc_ppo *p, unsigned char *dst);
+int klc_ppo_state_check(const klc_ppo *p, const klc_alloc_ctx *alloc, const unsigned char *src,
+                        size_t bytes, float **block);
+void klc_ppo_state_commit(klc_ppo *p, const klc_alloc_ctx *alloc, const unsigned char *src,
+                          float *block);
+
 /* The generated positions of sequence i in the padded layout: t = first .. last, where
  * position t predicts token t+1. */
 static inline int32_t klc_ppo_first(const int32_t *score_from, int32_t i) {
