@@ -111,10 +111,22 @@ static int run(cfg *c, train_settings *s, int resume, const char *command) {
     if (engine_trainer(&e, s)) goto done;
     print_memory(e.trainer);
     if (klc_metrics_create(NULL, &m) != KLC_OK) goto done;
-    int64_t start = klc_trainer_steps(e.trainer);
-    (void)resume;
     char path[4200];
+    if (resume) {
+        int st = klc_trainer_load_checkpoint(e.trainer, s->out_dir);
+        if (st != KLC_OK) {
+            engine_report_error("train", "--resume", st);
+            goto done;
+        }
+        printf("resumed %s at step %lld\n", s->out_dir, (long long)klc_trainer_steps(e.trainer));
+    }
+    int64_t start = klc_trainer_steps(e.trainer);
     snprintf(path, sizeof path, "%s/%s", s->out_dir, REPORT_METRICS_FILE);
+    /* Lines written after the checkpoint (a run stopped between two) are dropped. */
+    if (start > 0 && metrics_truncate_after(path, start)) {
+        fprintf(stderr, "klc train: cannot rewrite %s: %s\n", path, strerror(errno));
+        goto done;
+    }
     jsonl = fopen(path, start > 0 ? "a" : "w");
     if (!jsonl) {
         fprintf(stderr, "klc train: cannot write %s: %s\n", path, strerror(errno));
@@ -153,6 +165,16 @@ static int run(cfg *c, train_settings *s, int resume, const char *command) {
             goto done;
         }
         progress_update(&pr, step + 1, m);
+        int last = step + 1 == s->steps;
+        if (s->checkpoint_period > 0 && ((step + 1) % s->checkpoint_period == 0 || last)) {
+            char ck[4300];
+            st = klc_trainer_save_checkpoint(e.trainer, s->out_dir, s->keep_last, ck, sizeof ck);
+            if (st != KLC_OK) {
+                progress_break(&pr);
+                engine_report_error("train", "checkpoint", st);
+                goto done;
+            }
+        }
     }
     progress_break(&pr);
     if (s->tr.eval_samples > 0) {
@@ -189,12 +211,6 @@ int klc_cmd_train(int argc, char **argv) {
     int rc0 = cli_parse("train", usage, argc, argv, &a, "--resume", &resume);
     if (rc0 >= 0) return rc0;
     char resumed_config[4200], out_override[4300];
-    if (resume) {
-        /* The library does not save a trainer's state yet. */
-        fprintf(stderr, "klc train: --resume: checkpoints of fine-tuning runs are not "
-                        "available yet\n");
-        return 2;
-    }
     if (resume) {
         if (a.config)
             return cli_usage_error("train", usage,

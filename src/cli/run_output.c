@@ -1,6 +1,7 @@
 /* Metrics as JSON lines, the progress line and the sample files of a run. */
 #include "cli/run_output.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,29 @@ int metrics_write_jsonl(FILE *f, const klc_metrics *m) {
     metrics_write_json(f, m, 0);
     fputc('\n', f);
     return fflush(f) || ferror(f) ? -1 : 0;
+}
+
+int metrics_truncate_after(const char *path, int64_t max_step) {
+    FILE *f = fopen(path, "r");
+    if (!f) return errno == ENOENT ? 0 : -1;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(f);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        const char *p = strstr(line, "\"step\": ");
+        if (p && strtod(p + 8, NULL) > (double)max_step) continue;
+        fputs(line, out);
+    }
+    free(line);
+    fclose(f);
+    if (fclose(out)) return -1;
+    return rename(tmp, path);
 }
 
 void progress_start(progress *p, int64_t first_step, int64_t total, int32_t log_period) {

@@ -14,6 +14,10 @@ int metrics_write_jsonl(FILE *f, const klc_metrics *m);
 /* The same object without the newline, for `klc eval`. */
 int metrics_write_json(FILE *f, const klc_metrics *m, int indent);
 
+/* Keeps the lines of a metrics log whose "step" is at most max_step (a resumed run
+ * continues after its checkpoint). A missing file is fine. Returns 0 or -1 (errno). */
+int metrics_truncate_after(const char *path, int64_t max_step);
+
 /* The progress of a run on stderr: redrawn in place on a terminal, else a plain line every
  * log_period steps (and at the last step). */
 typedef struct progress {

@@ -278,11 +278,6 @@ int train_settings_read(cfg *c, train_settings *s) {
     s->show_samples = (int32_t)cfg_int(&m, "show", 3, 0, 1 << 20);
     s->checkpoint_period = (int32_t)cfg_int(&m, "checkpoint_period", 0, 0, INT32_MAX);
     s->keep_last = (int32_t)cfg_int(&m, "keep_last", 3, 1, INT32_MAX);
-    /* The library does not save a trainer's state yet: refuse rather than pretend. */
-    if (s->checkpoint_period > 0 && !cfg_error(c))
-        cfg_fail(&m, "checkpoint_period",
-                 "checkpoints of fine-tuning runs are not available yet: set "
-                 "'output.checkpoint_period' to 0");
     cfg_end(&m);
     cfg_end(&root);
     if (!cfg_error(c) && s->tr.proposal == KLC_PROPOSAL_KL_CHECK &&
