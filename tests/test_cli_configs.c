@@ -416,6 +416,13 @@ START_TEST(test_resume_is_bit_exact) {
     snprintf(cmd2, sizeof cmd2, "%s train --resume %s -o steps=6 > %s.log2 2>&1", KLC_BIN, resumed,
              resumed);
     ck_assert_int_eq(run(cmd2), 0);
+    /* It continued from the checkpoint of step 3 (a rerun from scratch would give the same
+     * bits too). */
+    snprintf(a, sizeof a, "%s.log2", resumed);
+    char *log = tu_read_file(a, &(size_t){0});
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(strstr(log, " at step 3\n") != NULL, "%s", log);
+    free(log);
     snprintf(a, sizeof a, "%s/model/model.safetensors", straight);
     snprintf(b, sizeof b, "%s/model/model.safetensors", resumed);
     size_t na, nb;
