@@ -90,7 +90,6 @@ static void print_summary(const char *when, const klc_metrics *m) {
 }
 
 static int run(cfg *c, train_settings *s, int resume, const char *command) {
-    if (cli_write_resolved("train", c, s->out_dir)) return 1;
     engine e;
     if (engine_load(&e, s, NULL)) {
         engine_free(&e);
@@ -120,6 +119,8 @@ static int run(cfg *c, train_settings *s, int resume, const char *command) {
         }
         printf("resumed %s at step %lld\n", s->out_dir, (long long)klc_trainer_steps(e.trainer));
     }
+    /* Written once the run can start (a failed --resume leaves the old one). */
+    if (cli_write_resolved("train", c, s->out_dir)) goto done;
     int64_t start = klc_trainer_steps(e.trainer);
     snprintf(path, sizeof path, "%s/%s", s->out_dir, REPORT_METRICS_FILE);
     /* Lines written after the checkpoint (a run stopped between two) are dropped. */
