@@ -2,6 +2,7 @@
 #   CC=clang cmake -S . -B build-fuzz -DKLC_FUZZ=ON -DKLC_BUILD_BENCH=OFF -DKLC_BUILD_TESTS=OFF
 #   cmake --build build-fuzz --target fuzz_tokenizer_encode fuzz_tokenizer_load
 #   build-fuzz/fuzz_tokenizer_encode tests/fuzz/corpus/encode -max_total_time=60
+# (fuzz_state_file reads trainer state files: tests/fuzz/corpus/state)
 # Each target is compiled from the sources it exercises (the tokenizer and core) with
 # coverage instrumentation and AddressSanitizer + UndefinedBehaviorSanitizer, so it does
 # not depend on the rest of the library building under clang.
@@ -12,6 +13,8 @@ if(KLC_FUZZ)
   endif()
   file(GLOB KLC_FUZZ_LIB_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/tokenizer/*.c
     ${PROJECT_SOURCE_DIR}/src/core/*.c)
+  list(APPEND KLC_FUZZ_LIB_SOURCES ${PROJECT_SOURCE_DIR}/src/io/state_file.c
+    ${PROJECT_SOURCE_DIR}/src/io/atomic_file.c)
   file(GLOB KLC_FUZZ_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
   foreach(src ${KLC_FUZZ_SOURCES})
     get_filename_component(name ${src} NAME_WE)

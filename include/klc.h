@@ -69,6 +69,7 @@ typedef enum klc_status {
     KLC_ERR_CALLBACK = -7,         /* a user callback returned non-zero */
     KLC_ERR_NUMERIC = -8,          /* a computation produced NaN or diverged */
     KLC_ERR_CONFIG = -9,           /* a configuration is invalid (see klc_last_error) */
+    KLC_ERR_NOT_FOUND = -10,       /* what was looked for does not exist (e.g. no checkpoint) */
     KLC_ERR_INTERNAL = -100        /* a bug in klc: please report it with the message */
 } klc_status;
 
@@ -129,7 +130,9 @@ KLC_API const char *klc_blas_suggested_core(void);
  * 2011): every number is a pure function of (seed, stream, step, sample, counter), so a
  * value does not depend on how a batch is split into micro-batches, on the order in
  * which sequences are processed, or (later) on the number of processes. The struct is
- * the generator's whole state: a checkpoint saves it as plain data.
+ * the generator's whole state, and there is no hidden one: the trainer builds it from
+ * its seed option and its step count whenever it draws, so a checkpoint that holds the
+ * step (see "Checkpoints") restores every stream.
  *
  *   seed    the user's seed;
  *   stream  what the numbers are for (KLC_STREAM_*), so that purposes never share draws;
@@ -1355,7 +1358,11 @@ enum {
     KLC_NEED_TOKEN_LOGP = 1u << 6,    /* the per-token arrays of the log-probabilities asked,
                                          in place of the per-sequence ones */
     KLC_NEED_PROPOSAL_LOGP = 1u << 7, /* logq */
-    KLC_NEED_FEATURES = 1u << 8       /* phi with n_features >= 1 */
+    KLC_NEED_FEATURES = 1u << 8,      /* phi with n_features >= 1 */
+    /* Not a need but a property: the objective runs its own forward/backward/update loop
+     * over a batch (PPO), so callers use klc_objective_update, not
+     * klc_objective_accumulate. Only built-ins have it; klc_objective_create refuses it. */
+    KLC_NEED_OWN_UPDATES = 1u << 9
 };
 
 /* An objective as a strategy struct: a user's own objective (in C, or through FFI) is no
@@ -1364,7 +1371,7 @@ enum {
  * Callbacks run on the calling thread, never concurrently nor re-entrantly, and return
  * 0 on success; anything else stops the call with KLC_ERR_CALLBACK, whose message names
  * the objective, the callback and the value returned. */
-#define KLC_OBJECTIVE_OPS_VERSION 1
+#define KLC_OBJECTIVE_OPS_VERSION 2 /* version 1 (no state hooks) is still accepted */
 typedef struct klc_objective_ops {
     uint32_t version; /* KLC_OBJECTIVE_OPS_VERSION */
     const char *name; /* non-empty; at most 63 bytes */
@@ -1383,7 +1390,26 @@ typedef struct klc_objective_ops {
     int (*after_step)(void *self, const klc_step_view *step, klc_metrics *m);
     /* Frees self. Optional; runs exactly once, at klc_objective_destroy. */
     void (*release)(void *self);
+    /* --- Version 2: state for checkpoints (klc_objective_save_state). --- */
+    uint32_t flags; /* KLC_OBJECTIVE_STATELESS or 0 */
+    /* Writes the objective's whole state (everything that influences later steps:
+     * baselines, an adaptive coefficient, a value head's parameters and its optimizer's
+     * moments...) as an opaque blob in a format of the objective's choosing. Called first
+     * with buf NULL and capacity 0: set *needed to the blob's size and write nothing;
+     * then with a buffer of at least that size: write the blob and set *needed to the
+     * bytes written. The same state must give the same bytes. Optional (see below). */
+    int (*save_state)(void *self, void *buf, size_t capacity, size_t *needed);
+    /* Replaces the state with a blob save_state wrote (possibly by another process, with
+     * an objective made from the same options). It must validate the whole blob first and
+     * leave the state unchanged when it fails (return non-zero; a built-in returns
+     * KLC_ERR_FORMAT with a message). Required when save_state is set. */
+    int (*load_state)(void *self, const void *buf, size_t size);
 } klc_objective_ops;
+
+/* klc_objective_ops.flags: the objective keeps no state between steps, so it needs no
+ * state hooks even though it has an after_step callback (e.g. one that only reports
+ * metrics). */
+#define KLC_OBJECTIVE_STATELESS 1u
 
 typedef struct klc_objective klc_objective;
 
@@ -1425,6 +1451,9 @@ KLC_API uint32_t klc_objective_needs(const klc_objective *obj);
  *                       it is per token instead, L = -(1/T) sum of every generated token's
  *                       log-probability, T the batch's generated tokens (Hugging Face's
  *                       loss), as a token-level objective.
+ *  PPO                  Ziegler's optimiser for KL_CONTROL_TOKEN's rewards: a value head, GAE
+ *                       and several clipped updates per batch, through klc_objective_update
+ *                       (see "PPO" at the end of this header).
  * Baselines never use the sample they are applied to (that would bias the gradient):
  * MOVING_AVERAGE is the mean of the values of the last baseline_window batches that
  * klc_objective_after_step saw (0 before the first), LEAVE_ONE_OUT the mean over the
@@ -1439,7 +1468,8 @@ enum {
     KLC_OBJECTIVE_DPG = 4,
     KLC_OBJECTIVE_GDCPP = 5,
     KLC_OBJECTIVE_FDPG = 6,
-    KLC_OBJECTIVE_MLE = 7
+    KLC_OBJECTIVE_MLE = 7,
+    KLC_OBJECTIVE_PPO = 8 /* see "PPO" below */
 };
 
 enum {
@@ -1458,7 +1488,7 @@ enum {
     KLC_DIVERGENCE_CHI2 = 5        /* chi-square (p||pi): f'(t) = 1 - t^-2 */
 };
 
-#define KLC_OBJECTIVE_OPTIONS_VERSION 1
+#define KLC_OBJECTIVE_OPTIONS_VERSION 2
 typedef struct klc_objective_options {
     uint32_t version;
     int32_t kind;            /* KLC_OBJECTIVE_*; default KLC_OBJECTIVE_GDCPP */
@@ -1473,19 +1503,35 @@ typedef struct klc_objective_options {
     double gamma;            /* KL_CONTROL_TOKEN's discount, in (0, 1]; default 1 */
     int32_t token_mean;      /* MLE: 0 or 1, per-token mean; default 0 */
     const klc_allocator *allocator; /* NULL: malloc/free */
+    /* Version 2: PPO (KLC_OBJECTIVE_PPO; defaults are Ziegler et al.'s). gamma above is
+     * GAE's discount (default 1); beta, adaptive_beta, kl_target and kl_horizon are
+     * KL-control's as above. Version 1 callers get these defaults. */
+    int32_t ppo_epochs;            /* passes over each batch, >= 1; default 4 */
+    int32_t ppo_minibatches;       /* updates per pass, >= 1, at most the batch; default 1 */
+    double ppo_clip;               /* ratio clip epsilon, > 0; default 0.2 */
+    double ppo_value_clip;         /* value clip around the old values, >= 0 (0: off);
+                                      default 0.2 */
+    double ppo_vf_coef;            /* value loss coefficient, >= 0; default 0.1 */
+    double ppo_lambda;             /* GAE lambda, in [0, 1]; default 0.95 */
+    int32_t ppo_whiten_advantages; /* 0 or 1; default 1 */
+    int32_t ppo_whiten_rewards;    /* 0 or 1: Ziegler's whiten_rewards (r - mean)/std + mean
+                                      over the batch's tokens; default 0 (see docs) */
+    double ppo_value_lr;           /* the value head's Adam learning rate, >= 0; 0 (default):
+                                      the policy optimizer's rate of each update */
 } klc_objective_options;
 
 KLC_API int klc_objective_options_init(klc_objective_options *opts, uint32_t version);
 /* A built-in objective. Invalid options fail with KLC_ERR_INVALID_ARGUMENT naming the
  * field. Needs: REINFORCE reward + on-policy; KL_CONTROL reward + base + policy +
  * on-policy (+ per token for KL_CONTROL_TOKEN); DPG target + proposal + full support;
- * GDCPP and FDPG the same + policy; MLE nothing. */
+ * GDCPP and FDPG the same + policy; MLE nothing; PPO as KL_CONTROL_TOKEN. */
 KLC_API int klc_objective_builtin(const klc_objective_options *opts, klc_objective **out);
 
 /* KL-control's current beta: with adaptive_beta, klc_objective_after_step moves it by
  * Ziegler's rule e = clip(KL/kl_target - 1, -0.2, 0.2), beta <- beta (1 + e n/kl_horizon),
  * KL the batch mean of log pi(x) - log a(x) in nats per sequence and n the step's
- * sequences. NaN for other objectives. */
+ * sequences (for PPO, of the per-token sums of log pi_old - log a). KL_CONTROL,
+ * KL_CONTROL_TOKEN and PPO; NaN for other objectives. */
 KLC_API double klc_objective_beta(const klc_objective *obj);
 /* Sets KL-control's beta (> 0), e.g. when resuming; KLC_ERR_UNSUPPORTED for others. */
 KLC_API int klc_objective_set_beta(klc_objective *obj, double beta);
@@ -1505,6 +1551,28 @@ KLC_API int klc_objective_token_coeffs(klc_objective *obj, const klc_step_view *
  * is checked as for the weights. A failing callback leaves the objective usable. */
 KLC_API int klc_objective_after_step(klc_objective *obj, const klc_step_view *step,
                                      klc_metrics *metrics);
+
+/* --- Objective state ------------------------------------------------------------------- */
+
+/* The objective's state as a blob, for checkpoints (klc_trainer_save_checkpoint calls
+ * these). An objective with save_state/load_state hooks saves through them; every built-in
+ * has them (blob layout in docs/checkpoints.md: the moving-average baseline's ring of the
+ * last baseline_window batches, KL-control's current beta, PPO's value head and its Adam
+ * state). An objective without hooks
+ * has an empty state (0 bytes) when it has no after_step callback or declares
+ * KLC_OBJECTIVE_STATELESS; otherwise it may keep state that cannot be saved, and saving
+ * fails with KLC_ERR_UNSUPPORTED naming the objective rather than silently dropping it.
+ * Two-phase like klc_optimizer_save_state: *needed (may be NULL) receives the blob's
+ * size; buf NULL with capacity 0 asks for it; a capacity below it writes nothing and
+ * fails with KLC_ERR_INVALID_ARGUMENT. */
+KLC_API int klc_objective_save_state(klc_objective *obj, void *buf, size_t capacity,
+                                     size_t *needed);
+/* Replaces the state with a blob from klc_objective_save_state of an objective of the same
+ * kind and options. A blob that does not fit (another objective, another baseline window,
+ * a truncated or corrupt blob) fails (KLC_ERR_FORMAT for built-ins, KLC_ERR_CALLBACK for a
+ * user's hook) and leaves the objective unchanged. size 0 is accepted by objectives
+ * without state. */
+KLC_API int klc_objective_load_state(klc_objective *obj, const void *buf, size_t size);
 
 /* --- The gradient-estimator core -------------------------------------------------------- */
 
@@ -1610,6 +1678,18 @@ KLC_API const double *klc_z_estimate_table(const klc_z_estimate *z);
 KLC_API int64_t klc_z_estimate_checks(const klc_z_estimate *z, int32_t context);
 /* The target version held. */
 KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
+/* The number of contexts (-1 for NULL). */
+KLC_API int32_t klc_z_estimate_num_contexts(const klc_z_estimate *z);
+/* The whole state, for checkpoints: per context, log_sum [n] the logsumexp of the checks'
+ * log Z_k (-inf before any) and checks [n] their count; n must be the number of
+ * contexts. The estimate is log_sum - log(checks), recomputed bit for bit on restore. */
+KLC_API int klc_z_estimate_get_state(const klc_z_estimate *z, int32_t n, double *log_sum,
+                                     int64_t *checks);
+/* Restores a state from klc_z_estimate_get_state, held for target_version. Everything is
+ * validated first (checks >= 0; log_sum finite or -inf, and -inf where checks is 0) and
+ * fails with KLC_ERR_INVALID_ARGUMENT naming the context, changing nothing. */
+KLC_API int klc_z_estimate_set_state(klc_z_estimate *z, uint64_t target_version, int32_t n,
+                                     const double *log_sum, const int64_t *checks);
 
 /* ------------------------------------------------------------------------------------ */
 /* Trainer                                                                              */
@@ -1635,11 +1715,31 @@ KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
  *      the pi whose criterion was computed;
  *   7. the objective's coefficients and klc_objective_accumulate into zeroed gradients,
  *      micro_batch sequences per forward-backward (the update is the whole batch's);
- *   8. klc_optimizer_step_model, then klc_objective_after_step;
+ *   8. klc_optimizer_step_model, then klc_objective_after_step; objectives with
+ *      KLC_NEED_OWN_UPDATES (PPO) replace 7 and the optimizer step by
+ *      klc_objective_update (seed and micro_batch from the options; lr and grad_norm
+ *      report its last update, and there is no "loss");
  *   9. metrics (below), evaluation every eval_period steps, and the callback.
  *
- * Contexts (prompts) are not handled yet: every sequence starts from bos_id, and targets
- * are unconditional.
+ * Contexts (prompts, options version 3). Without contexts every sequence starts from
+ * bos_id and there is one Z. With options.contexts, sequence g of a step (its global index)
+ * continues one of the n_contexts prompts, and the target is conditional, P(x | c)
+ * (klc_target, "Conditional targets"): the sequence x excludes its prompt, so log a, log q,
+ * log pi and log P sum the generated positions only, and features see the generated
+ * tokens and their text only (context_ids tells them the prompt). The training batch's
+ * sequences take their contexts by options.context_order (KLC_CONTEXTS_*); the extra Z
+ * samples and the evaluation samples always go round-robin, g mod n_contexts. There is one
+ * running Z estimate per context, and each sequence's weight uses its own context's Z_c.
+ * A context's Z check is due, besides the usual times, at the first step whose training
+ * batch holds a context that has none yet (a check adds to every context its sample
+ * holds). Metrics are averaged over the contexts present in the batch, each context
+ * weighing the same whatever its number of samples (ALGORITHMS.md section 2): a mean
+ * such as train.b_mean is the mean over contexts of the context's mean, and KL(p||pi) the
+ * mean over contexts of KL(p(.|c) || pi(.|c)), each estimated with its own Z_c; ess is the
+ * sum of the contexts' effective sample sizes (so still in 0..n) and max_weight_share
+ * the mean of their largest shares; proposal_criterion is the mean of the contexts'
+ * criteria. log_z is then the mean of the contexts' log Z_c (over those that have one)
+ * and z_checks the fewest checks any context has.
  *
  * Metrics of a step, in a klc_metrics table (names as listed; "<f>" is a feature's name,
  * with ".<k>" appended for dimension k of a feature of dim > 1). Names starting with
@@ -1672,14 +1772,40 @@ KLC_API uint64_t klc_z_estimate_target_version(const klc_z_estimate *z);
  *                        the same on pi's samples; Distinct-n (with a tokenizer) is the
  *                        mean over texts of distinct word n-grams / word n-grams, words
  *                        being runs of non-white-space bytes
+ *   diversity.distinct_1, diversity.distinct_2, diversity.distinct_3
+ *   diversity.self_bleu_3, diversity.self_bleu_4, diversity.self_bleu_5
+ *                        every diversity_period steps (with a tokenizer), on
+ *                        diversity_samples texts of pi after the update sampled with
+ *                        nucleus diversity_top_p (0.9 by default, the papers' setting;
+ *                        eval.distinct_n use pure ancestral samples), global indices after
+ *                        the eval samples. Distinct-n as above. Self-BLEU-n (n = 3, 4, 5):
+ *                        the mean over the first 500 texts of each one's BLEU-n against all
+ *                        the others as references, on word n-grams, exactly NLTK's
+ *                        sentence_bleu with weights 1/n over orders 1..n and smoothing
+ *                        method 1 (a zero match count becomes 0.1; Texygen's setting),
+ *                        brevity penalty exp(1 - r/c) when the text's c words are not more
+ *                        than the closest other text's r, and 0 for a text none of whose
+ *                        words occurs elsewhere. High Self-BLEU means low diversity.
+ *   grad_variance        every grad_variance_period steps: the trace of the covariance of
+ *                        the per-sample gradient estimates g_i (g_i the objective's
+ *                        gradient for sample i alone, with the coefficients of the whole
+ *                        batch, so that the update is (1/N) sum g_i) over the first
+ *                        n = min(grad_variance_samples, batch_size) training samples,
+ *                        n/(n-1)-corrected: (sum ||g_i||^2 - ||sum g_i||^2 / n) / (n - 1);
+ *                        computed before the update, one forward-backward per sample
+ *   grad_mean_sq_norm    ||(1/n) sum g_i||^2 over the same samples, the scale to read
+ *                        grad_variance / n against
  *   step_time_s, samples_per_s           wall time of the step, evaluation included
  * plus whatever the objective's after_step reports (e.g. "beta").
  *
  * Memory: every model buffer, sampler, batch and array a step uses is allocated by
  * klc_trainer_create (the model work buffers through klc_model_reserve), so
- * klc_trainer_memory is exact before the first step. Still allocated per step: the
- * objective's coefficient buffers (klc_objective_accumulate) and metric names the first
- * time they appear. */
+ * klc_trainer_memory is exact before the first step (batch_bytes includes the diversity
+ * batch and the gradient-variance buffers: one float per parameter and the batch's logit
+ * coefficients). Still allocated per step: the objective's coefficient buffers
+ * (klc_objective_accumulate), PPO's value head and work arrays (at its first update, and
+ * when a batch is larger than any before), Self-BLEU's n-gram tables on diversity steps
+ * and metric names the first time they appear. */
 typedef struct klc_trainer klc_trainer;
 
 /* Where the training samples come from. */
@@ -1698,7 +1824,18 @@ enum {
  * KLC_ERR_CALLBACK (the step itself is complete and counted). */
 typedef int (*klc_trainer_callback)(void *userdata, int64_t step, const klc_metrics *metrics);
 
-#define KLC_TRAINER_OPTIONS_VERSION 1
+/* How the training batch's sequences are assigned to contexts. */
+enum {
+    KLC_CONTEXTS_ROUND_ROBIN = 0, /* sequence g continues context g mod n_contexts (default):
+                                     every context gets its share of each batch */
+    KLC_CONTEXTS_RANDOM = 1       /* each sequence draws its context uniformly, from
+                                     klc_rng(seed, KLC_STREAM_DATA, step) at (g, 0) */
+};
+
+/* Version 2 appended the diversity and gradient-variance fields, version 3 the contexts;
+ * an older struct (version 1: every field up to allocator; version 2: up to
+ * grad_variance_samples) is still accepted, the appended fields taking their defaults. */
+#define KLC_TRAINER_OPTIONS_VERSION 3
 typedef struct klc_trainer_options {
     uint32_t version;
     int32_t batch_size;  /* sequences sampled and scored per step, >= 1; default 64 */
@@ -1725,6 +1862,23 @@ typedef struct klc_trainer_options {
     klc_trainer_callback callback; /* NULL (default): none */
     void *callback_userdata;
     const klc_allocator *allocator; /* NULL: malloc/free */
+    /* Version 2. Diversity ("diversity." metrics, needs a tokenizer) every
+     * diversity_period steps, on diversity_samples texts of pi drawn with nucleus
+     * diversity_top_p (Self-BLEU on the first 500 of them). */
+    int32_t diversity_period;  /* 0 (default): never */
+    int32_t diversity_samples; /* >= 2; default 500 */
+    double diversity_top_p;    /* in (0, 1]; default 0.9 (the papers' evaluation setting) */
+    /* The gradient variance ("grad_variance") every grad_variance_period steps, on the
+     * first min(grad_variance_samples, batch_size) sequences of the training batch. */
+    int32_t grad_variance_period;  /* 0 (default): never */
+    int32_t grad_variance_samples; /* >= 2; default 32 */
+    /* Version 3. Prompts for a conditional target (see "Contexts" above), copied at
+     * creation: NULL (default) for none, else contexts->n_seq prompts (1 .. 65536), prompt
+     * c being contexts->tokens[c*contexts->max_len ..] of length contexts->lengths[c], in
+     * 1 .. max_len - 1 (score_from and sample_ids are ignored); bos_id is then unused.
+     * z_samples, when not 0, must be at least n_seq. */
+    const klc_seqs *contexts;
+    int32_t context_order; /* KLC_CONTEXTS_*; default KLC_CONTEXTS_ROUND_ROBIN */
 } klc_trainer_options;
 
 KLC_API int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version);
@@ -1737,8 +1891,10 @@ KLC_API int klc_trainer_options_init(klc_trainer_options *opts, uint32_t version
  * Inconsistent choices fail with KLC_ERR_INVALID_ARGUMENT naming them: an objective that
  * needs a target, a reward or full support without one, an on-policy objective with an
  * off-policy proposal, KLC_PROPOSAL_KL_CHECK without a target, a Z check on a training
- * batch without full support. Off-policy proposals are a clone of the policy. Creating
- * reserves the models' work buffers (see Memory above) and allocates the gradient block. */
+ * batch without full support, diversity_period without a tokenizer, grad_variance_period
+ * with an objective that runs its own updates (PPO). Off-policy proposals are a clone of
+ * the policy. Creating reserves the models' work buffers (see Memory above) and allocates
+ * the gradient block. */
 KLC_API int klc_trainer_create(klc_model *policy, klc_model *base, klc_target *target,
                                klc_objective *objective, klc_optimizer *optimizer,
                                klc_tokenizer *tokenizer, const klc_trainer_options *opts,
@@ -1774,12 +1930,160 @@ KLC_API int klc_trainer_memory(const klc_trainer *trainer, klc_trainer_memory_in
 
 /* Steps completed (-1 for NULL). */
 KLC_API int64_t klc_trainer_steps(const klc_trainer *trainer);
-/* The running estimate of log Z, NaN before the first check or without a target. */
+/* The running estimate of log Z, NaN before the first check or without a target; with
+ * contexts, context 0's (see klc_trainer_context_log_z). */
 KLC_API double klc_trainer_log_z(const klc_trainer *trainer);
+/* The running estimate of log Z_c for context c (0 without contexts), NaN before the
+ * context's first check, without a target or for a context out of range. */
+KLC_API double klc_trainer_context_log_z(const klc_trainer *trainer, int32_t context);
 /* The proposal q (borrowed): the trainer's copy off-policy, the policy on-policy. */
 KLC_API klc_model *klc_trainer_proposal(const klc_trainer *trainer);
 /* The last training batch (borrowed; its slots as the step filled them). */
 KLC_API klc_batch *klc_trainer_batch(const klc_trainer *trainer);
+
+/* ------------------------------------------------------------------------------------ */
+/* PPO: objectives that run their own updates                                           */
+/* ------------------------------------------------------------------------------------ */
+
+/* PPO for KL-control (Ziegler et al. 2019; ALGORITHMS.md section 1), KLC_OBJECTIVE_PPO.
+ * Per-token rewards as KL_CONTROL_TOKEN's: r_t = -beta (log pi_old,t - log a_t) on every
+ * generated token and r(x) added on the last (optionally whitened, ppo_whiten_rewards).
+ * A value head V(s_t) = w . h_t + b on the final hidden state h_t of the position that
+ * predicts token t+1 (Hugging Face value-head layout: weight [n_embd], bias [1]) gives,
+ * with the values V_old of the policy that sampled, GAE advantages
+ *     delta_t = r_t + gamma V_old(t+1) - V_old(t)   (V_old after the last token is 0)
+ *     A_t = delta_t + gamma lambda A_(t+1),   returns R_t = A_t + V_old(t),
+ * whitened over the batch's generated tokens (ppo_whiten_advantages). Then ppo_epochs
+ * passes, each over a fresh random order of the sequences cut into ppo_minibatches
+ * minibatches; each minibatch is one update of the policy (by the caller's optimizer) and
+ * of the value head (by the objective's own Adam) on the loss, averaged over the
+ * minibatch's generated tokens,
+ *     pg_t = max(-A_t rho_t, -A_t clip(rho_t, 1 - clip, 1 + clip)),
+ *            rho_t = exp(log pi_t - log pi_old,t)
+ *     vf_t = 0.5 max((V_t - R_t)^2, (V_clip,t - R_t)^2),
+ *            V_clip = V_old + clip(V - V_old, -value_clip, value_clip)
+ *            (0.5 (V_t - R_t)^2 when value_clip is 0)
+ *     L = mean_t (pg_t + vf_coef vf_t);
+ * the value loss reaches the shared transformer through the hidden states. PPO is
+ * on-policy (log pi_old is the step's log q) and needs base log-probabilities per token
+ * and the reward; klc_objective_accumulate and klc_objective_token_coeffs refuse it.
+ *
+ * Metrics of klc_objective_update (means over the step's updates): "ppo.policy_loss",
+ * "ppo.value_loss" (mean vf_t, before vf_coef), "ppo.clip_frac" (fraction of tokens whose
+ * clipped term was the larger), "ppo.approx_kl" (0.5 mean (log pi - log pi_old)^2, as
+ * Ziegler's code), "ppo.explained_variance" (1 - Var(R - V_old)/Var(R) over the batch's
+ * tokens), "ppo.value_mean", "ppo.return_mean", "ppo.updates"; after_step adds "kl",
+ * "beta" (the beta the step used; adaptive as for KL_CONTROL) and "reward". */
+
+#define KLC_UPDATE_OPTIONS_VERSION 1
+typedef struct klc_update_options {
+    uint32_t version;
+    int32_t micro_batch;          /* sequences per forward-backward; 0 (default): one pass per
+                                     minibatch. Only the memory changes. */
+    uint64_t seed;                /* PPO's minibatch order: klc_rng(seed, KLC_STREAM_DATA), sample
+                                     step->step, counter epoch * n_seq + i; default 0 */
+    klc_optimizer_report *report; /* the last update's report (NULL: not written); the
+                                     caller sets its version */
+} klc_update_options;
+
+KLC_API int klc_update_options_init(klc_update_options *opts, uint32_t version);
+
+/* All of one step's updates of model (and of the objective's own parameters) from one
+ * batch: for an objective with KLC_NEED_OWN_UPDATES its loop (PPO: epochs x minibatches
+ * forward/backward/optimizer steps); for any other one update: zeroed gradients,
+ * klc_objective_accumulate, klc_optimizer_step_model. The view and seqs are as for
+ * klc_objective_accumulate. metrics (may be NULL) receives the objective's update
+ * metrics. A failure before the first update leaves model, optimizer and objective
+ * unchanged; a later one leaves the updates made so far (the message says how many). */
+KLC_API int klc_objective_update(klc_objective *obj, klc_model *model, klc_optimizer *opt,
+                                 const klc_step_view *step, const klc_seqs *seqs,
+                                 const klc_update_options *opts, klc_metrics *metrics);
+
+/* PPO's state, as borrowed views into the objective (valid until it is destroyed): plain
+ * arrays a checkpoint can save and restore. The value head is created, zero-initialised,
+ * at the first klc_objective_update (sized by the model's n_embd) or by this call with
+ * n_embd > 0; n_embd 0 only reports (n_embd 0 and NULL arrays before it exists). A
+ * different n_embd than the existing head's fails with KLC_ERR_INVALID_ARGUMENT;
+ * objectives other than PPO with KLC_ERR_UNSUPPORTED. */
+#define KLC_PPO_STATE_VERSION 1
+typedef struct klc_ppo_state {
+    uint32_t version; /* set by the caller */
+    int32_t n_embd;
+    float *value_params; /* [n_embd + 1]: weight [n_embd], then bias */
+    float *value_grads;  /* [n_embd + 1]: the last update's gradient */
+    float *adam_m;       /* [n_embd + 1]: Adam's first moment */
+    float *adam_v;       /* [n_embd + 1]: Adam's second moment */
+    int64_t *adam_steps; /* the value head's updates so far (bias correction) */
+    double *beta;        /* KL-control's current beta */
+} klc_ppo_state;
+
+KLC_API int klc_objective_ppo_state(klc_objective *obj, int32_t n_embd, klc_ppo_state *out);
+
+/* ------------------------------------------------------------------------------------ */
+/* Checkpoints                                                                          */
+/* ------------------------------------------------------------------------------------ */
+
+/* A checkpoint is a directory run_dir/checkpoints/step-NNNNNNNNNNNN (the steps completed,
+ * 12 digits) holding the policy as a Hugging Face GPT-2 directory (config.json and
+ * model.safetensors, as klc_model_save writes them, so transformers loads it) and
+ * trainer_state.bin, the trainer's full state: everything that influences later steps.
+ *   - the step count and the proposal updates made;
+ *   - off-policy, the proposal q's parameters;
+ *   - the optimizer's state (klc_optimizer_save_state: moments and update count, which
+ *     is also the learning-rate schedule's position);
+ *   - the Z estimate (every context's checks, klc_z_estimate_get_state) and whether it
+ *     was current for the target;
+ *   - the target's lambda (and beta for targets made by klc_target_from_reward);
+ *   - the objective's state (klc_objective_save_state: moving-average baselines, the
+ *     adaptive KL controller's beta, a user objective's own blob).
+ * There is no random generator state to save: every random number klc draws is a pure
+ * function of (seed, stream, step, sample, counter) (see "Random numbers"), and sampling,
+ * Z checks and evaluation are keyed by the step count, which the checkpoint holds. So a
+ * run that saves after step N, is destroyed, recreated from scratch with the same handles
+ * and options and loads the checkpoint continues with the same bits as one never stopped
+ * (on one machine with one thread count).
+ *
+ * trainer_state.bin is one little-endian binary file: a header with a magic, a format
+ * version, the file size and a checksum, a table of named sections with their offsets,
+ * sizes and checksums, then the sections; docs/checkpoints.md gives the layout. */
+
+/* Writes a checkpoint of the trainer after its last completed step. Atomic: everything is
+ * written into a temporary sibling directory (run_dir/checkpoints/.tmp-step-...), every
+ * file and the directory fsynced, then renamed into place (replacing a checkpoint of the
+ * same step, if any, by an atomic exchange), so a crash never leaves a partial checkpoint
+ * under the final name and a failed write leaves earlier checkpoints as they were. Then
+ * the oldest checkpoints beyond keep_last are removed (keep_last 0: keep all; a removed
+ * checkpoint is renamed away before it is deleted). run_dir and run_dir/checkpoints are
+ * created if needed. path_out (may be NULL, with path_cap 0) receives the checkpoint
+ * directory; a path_cap too small for it is KLC_ERR_INVALID_ARGUMENT before anything is
+ * written. A failure to prune is reported (KLC_ERR_IO, saying so) with the new checkpoint
+ * already in place. An objective whose state cannot be saved fails with
+ * KLC_ERR_UNSUPPORTED (see klc_objective_save_state) before anything is written. Saving
+ * needs memory for a copy of the optimizer's and the objective's state; loading stages
+ * the policy, the proposal and the optimizer's state before it commits them. */
+KLC_API int klc_trainer_save_checkpoint(klc_trainer *trainer, const char *run_dir,
+                                        int32_t keep_last, char *path_out, size_t path_cap);
+/* Restores the policy's parameters and all trainer state from a checkpoint directory, or
+ * from a run directory (its latest complete checkpoint, as klc_checkpoint_latest). The
+ * trainer must have been created over handles made as for the run that wrote it. Checks
+ * that the checkpoint fits before anything changes and fails with a message saying what
+ * differs: KLC_ERR_STATE for another model shape or parameter count, objective, optimizer
+ * kind, batch_size, max_len, proposal mode, Z sampling (z_samples), number of lambda
+ * values or target kind; KLC_ERR_FORMAT for a truncated or corrupt file (wrong magic,
+ * version, sizes or checksum); KLC_ERR_IO when a file cannot be read; KLC_ERR_NOT_FOUND
+ * for a run directory without checkpoints. On failure the trainer, the policy and every
+ * other handle are unchanged. Options that do not shape the state (seed, periods,
+ * sampling settings, micro_batch, evaluation) are the new trainer's own: changing them
+ * is allowed, and the continuation then differs from an uninterrupted run. The target's
+ * version changes when lambda or beta is restored; the Z estimate is carried over to the
+ * new version (when it was current at the save), so no extra Z check happens. */
+KLC_API int klc_trainer_load_checkpoint(klc_trainer *trainer, const char *path);
+/* The latest complete checkpoint under run_dir/checkpoints: the directory named
+ * step-NNNNNNNNNNNN (exactly 12 digits) with the largest step that holds
+ * trainer_state.bin, into path_out (path_cap bytes; too small is
+ * KLC_ERR_INVALID_ARGUMENT). KLC_ERR_NOT_FOUND when there is none (or no such directory);
+ * temporary and removed directories (names starting with '.') are never chosen. */
+KLC_API int klc_checkpoint_latest(const char *run_dir, char *path_out, size_t path_cap);
 
 #ifdef __cplusplus
 }

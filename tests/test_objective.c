@@ -58,14 +58,6 @@ static int count_token(const world *w, int i, int tok) {
     return c;
 }
 
-static double logsumexp(const double *x, int n) {
-    double mx = -INFINITY, s = 0;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    if (mx == -INFINITY) return mx;
-    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
-    return mx + log(s);
-}
-
 static void world_make(world *w) {
     memset(w, 0, sizeof *w);
     int n = 0;
@@ -102,8 +94,8 @@ static void world_make(world *w) {
         w->reward[i] = count_token(w, i, 0) + 0.25 * count_token(w, i, 2);
     }
     ck_assert_msg(fabs(total - 1) < 1e-5, "the enumerated pi sums to %.8f", total);
-    w->logZ_pw = logsumexp(w->logP_pw, NX);
-    w->logZ_d = logsumexp(w->logP_d, NX);
+    w->logZ_pw = tu_logsumexp(w->logP_pw, NX);
+    w->logZ_d = tu_logsumexp(w->logP_d, NX);
 }
 
 static void world_free(world *w) {
@@ -1036,13 +1028,12 @@ START_TEST(user_objectives_are_objectives) {
     world w;
     world_make(&w);
     user_state u = {0, 0, 0};
-    klc_objective_ops ops = {KLC_OBJECTIVE_OPS_VERSION,
-                             "my_reward",
-                             KLC_NEED_REWARD,
-                             user_weights,
-                             NULL,
-                             NULL,
-                             user_release};
+    /* A version-1 struct (no state hooks) is still accepted. */
+    klc_objective_ops ops = {.version = 1,
+                             .name = "my_reward",
+                             .needs = KLC_NEED_REWARD,
+                             .weights = user_weights,
+                             .release = user_release};
     klc_objective *obj;
     ck_klc(klc_objective_create(&ops, &u, NULL, &obj));
     ops.name = "changed"; /* the struct and the name were copied */

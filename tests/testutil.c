@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,22 @@ int tu_write_file(const char *path, const void *data, size_t size) {
     return (fclose(f) == 0 && w == size) ? 0 : -1;
 }
 
+double tu_logsumexp(const double *x, int n) {
+    double mx = -INFINITY, s = 0;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY) return mx;
+    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
+    return mx + log(s);
+}
+
+double tu_exact_kl(const double *logP, const double *logm, int n) {
+    const double logz = tu_logsumexp(logP, n);
+    double kl = 0;
+    for (int i = 0; i < n; i++)
+        if (logP[i] > -INFINITY) kl += exp(logP[i] - logz) * (logP[i] - logz - logm[i]);
+    return kl;
+}
+
 int tu_run_suite(Suite *s) {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
@@ -80,4 +97,24 @@ klc_model *tu_model(int n_layer, int n_embd, int n_head, int vocab, int n_ctx, f
     klc_model *m = NULL;
     ck_klc(klc_model_create(&o, &m));
     return m;
+}
+
+int tu_tiny_sequences(int32_t *tokens, int32_t *lengths) {
+    enum { EOT = 3, L = 4 };
+    int n = 0;
+    memset(tokens, 0, 40 * L * sizeof *tokens);
+    tokens[0] = EOT, tokens[1] = EOT, lengths[n++] = 2;
+    for (int a = 0; a < 3; a++) {
+        const int32_t x[L] = {EOT, a, EOT, 0};
+        memcpy(tokens + n * L, x, sizeof x);
+        lengths[n++] = 3;
+    }
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            for (int c = 0; c < 4; c++) {
+                const int32_t x[L] = {EOT, a, b, c};
+                memcpy(tokens + n * L, x, sizeof x);
+                lengths[n++] = 4;
+            }
+    return n;
 }

@@ -33,6 +33,12 @@
 klc_model *tu_model(int n_layer, int n_embd, int n_head, int vocab, int n_ctx, float std,
                     uint64_t seed, const klc_allocator *allocator);
 
+/* The 40 sequences a model over a vocabulary of 4 (tokens 0, 1, 2 and the end-of-text
+ * token 3) can generate in at most 3 tokens after an end-of-text token, right-padded to 4:
+ * [3, 3], [3, a, 3] and [3, a, b, c] (c = 3 or truncated). tokens [40*4], lengths [40];
+ * returns 40. */
+int tu_tiny_sequences(int32_t *tokens, int32_t *lengths);
+
 /* A fresh empty directory under the build tree's tmp folder; caller frees the string. */
 char *tu_make_temp_dir(const char *tag);
 /* Removes a directory tree (best effort). */
@@ -41,6 +47,12 @@ void tu_remove_tree(const char *path);
 char *tu_read_file(const char *path, size_t *size);
 /* Writes a whole file; returns 0 on success. */
 int tu_write_file(const char *path, const void *data, size_t size);
+/* log sum_i exp(x[i]) in double, the largest term taken out; -inf when every x is -inf. */
+double tu_logsumexp(const double *x, int n);
+/* KL(p||m) over n listed sequences, exactly: p proportional to exp(logP) (-inf for P = 0),
+ * logm the normalised log-probabilities of a model m. */
+double tu_exact_kl(const double *logP, const double *logm, int n);
+
 /* Runs a suite and returns the process exit status (0 when every test passed). */
 int tu_run_suite(Suite *s);
 

@@ -5,6 +5,12 @@
 #define KLC_CLI_COMMANDS_H
 
 int klc_cmd_logprob(int argc, char **argv);
+int klc_cmd_plot(int argc, char **argv);
 int klc_cmd_tokenizer(int argc, char **argv);
+int klc_cmd_train(int argc, char **argv);
+int klc_cmd_eval(int argc, char **argv);
+int klc_cmd_fit_target(int argc, char **argv);
+int klc_cmd_sample(int argc, char **argv);
+int klc_cmd_pretrain(int argc, char **argv);
 
 #endif

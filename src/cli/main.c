@@ -14,7 +14,13 @@ typedef struct command {
 } command;
 
 static const command COMMANDS[] = {
+    {"train", klc_cmd_train, "fine-tune a model as a configuration says"},
+    {"pretrain", klc_cmd_pretrain, "train a GPT-2 by maximum likelihood on text files"},
+    {"sample", klc_cmd_sample, "texts sampled from a model"},
+    {"eval", klc_cmd_eval, "evaluate a model against a configuration's target"},
+    {"fit-target", klc_cmd_fit_target, "fit a target's lambda on samples of the base model"},
     {"logprob", klc_cmd_logprob, "log-probabilities of token sequences under a model"},
+    {"plot", klc_cmd_plot, "draw a run's metrics log (JSON lines) as SVG curves"},
     {"tokenizer", klc_cmd_tokenizer, "encode, decode, or train a byte-level BPE tokenizer"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof *COMMANDS)

@@ -19,6 +19,7 @@ typedef struct pretrain_settings {
      * from klc_rng(seed, KLC_STREAM_DATA, step), so a run depends on nothing but the
      * settings and resumes exactly from its step. */
     const char *tokenizer_dir;
+    int unwrap_lines; /* join hard-wrapped lines (pretrain_data.h) */
     const char *const *train_files;
     int32_t n_train_files;
     const char *const *heldout_files; /* held out: perplexity only */

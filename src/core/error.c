@@ -30,6 +30,8 @@ const char *klc_status_str(int status) {
         return "KLC_ERR_NUMERIC";
     case KLC_ERR_CONFIG:
         return "KLC_ERR_CONFIG";
+    case KLC_ERR_NOT_FOUND:
+        return "KLC_ERR_NOT_FOUND";
     case KLC_ERR_INTERNAL:
         return "KLC_ERR_INTERNAL";
     default:

@@ -21,6 +21,10 @@ static int fsync_parent_dir(const char *path) {
         memcpy(dir, path, n);
         dir[n] = '\0';
     }
+    return klc_fsync_dir(dir);
+}
+
+int klc_fsync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return klc_fail(KLC_ERR_IO, "%s: cannot open directory to sync it: %s", dir,

@@ -36,6 +36,10 @@ void klc_atomic_abort(klc_atomic_file *af);
 /* Writes a whole buffer to `path` atomically. */
 int klc_atomic_write_file(const char *path, const void *data, size_t n, const klc_alloc_ctx *alloc);
 
+/* Syncs a directory, so that the entries created or renamed in it are durable (file
+ * systems that cannot sync directories are accepted as they are). */
+int klc_fsync_dir(const char *dir);
+
 /* Creates a directory and its missing parents (like mkdir -p). */
 int klc_mkdir_p(const char *path);
 

@@ -20,9 +20,8 @@ static void reward_to_go(const klc_builtin *s, const klc_step_view *v, double *r
         const float *lp = v->logpi_tok + (size_t)i * T, *la = v->loga_tok + (size_t)i * T;
         double g = 0;
         for (int32_t t = last; t >= first; t--) {
-            const double d = (double)lp[t] - (double)la[t];
-            kl_sum += d;
-            g = -s->beta * d + (t == last ? v->reward[i] : 0.0) + s->o.gamma * g;
+            kl_sum += (double)lp[t] - (double)la[t];
+            g = klc_kl_token_reward(v, s->beta, i, t) + s->o.gamma * g;
             rtg[(size_t)i * T + t] = g;
             pos_sum[t - first] += g;
             pos_count[t - first] += 1;

@@ -3,6 +3,7 @@
 #include "objective.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 int klc_objective_create(const klc_objective_ops *ops, void *self, const klc_allocator *allocator,
@@ -25,6 +26,21 @@ int klc_objective_create(const klc_objective_ops *ops, void *self, const klc_all
                         "klc_objective_create: objective '%s' must set exactly one of weights "
                         "and token_coeffs",
                         ops->name);
+    /* A version-1 struct ends before the state hooks: copy only what the caller has. */
+    klc_objective_ops ops_copy;
+    memset(&ops_copy, 0, sizeof ops_copy);
+    memcpy(&ops_copy, ops,
+           ops->version >= 2 ? sizeof ops_copy : offsetof(klc_objective_ops, flags));
+    ops = &ops_copy;
+    if ((ops->save_state == NULL) != (ops->load_state == NULL))
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT,
+                        "klc_objective_create: objective '%s' must set both or neither of "
+                        "save_state and load_state",
+                        ops->name);
+    if (ops->flags & ~KLC_OBJECTIVE_STATELESS)
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT,
+                        "klc_objective_create: objective '%s' has unknown flags 0x%x", ops->name,
+                        ops->flags & ~KLC_OBJECTIVE_STATELESS);
     const uint32_t known = (KLC_NEED_FEATURES << 1) - 1;
     if (ops->needs & ~known)
         return klc_fail(KLC_ERR_INVALID_ARGUMENT,

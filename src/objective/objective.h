@@ -76,6 +76,8 @@ double klc_baseline_mean(const klc_baseline *b, int32_t slot);
 int klc_baseline_push(klc_baseline *b, const klc_alloc_ctx *alloc, int32_t n_slots,
                       const double *slot_sum, const double *slot_count);
 
+typedef struct klc_ppo klc_ppo; /* ppo.h */
+
 /* The state every built-in shares. */
 typedef struct klc_builtin {
     klc_alloc_ctx alloc;
@@ -84,10 +86,16 @@ typedef struct klc_builtin {
     klc_baseline base;
     double *scratch; /* [scratch_len] per-call work space */
     size_t scratch_len;
+    klc_ppo *ppo; /* PPO's value head and work buffers; NULL for the others */
 } klc_builtin;
 
 /* Work space of at least n doubles, kept between calls. */
 double *klc_builtin_scratch(klc_builtin *s, size_t n);
+
+/* The state hooks every built-in shares (builtin_state.c): beta and the baseline's ring,
+ * in the blob layout of docs/checkpoints.md. */
+int klc_builtin_save_state(void *self, void *buf, size_t capacity, size_t *needed);
+int klc_builtin_load_state(void *self, const void *buf, size_t size);
 
 /* Each family's ops; `self` is a klc_builtin. */
 void klc_reinforce_ops(const klc_objective_options *o, klc_objective_ops *ops);
@@ -96,6 +104,16 @@ void klc_kl_token_ops(const klc_objective_options *o, klc_objective_ops *ops);
 void klc_dpg_ops(const klc_objective_options *o, klc_objective_ops *ops);
 void klc_fdpg_ops(const klc_objective_options *o, klc_objective_ops *ops);
 void klc_mle_ops(const klc_objective_options *o, klc_objective_ops *ops);
+void klc_ppo_ops(const klc_objective_options *o, klc_objective_ops *ops);
+
+/* KL-control's per-token reward at generated position t of sequence i (t = lengths[i]-2
+ * is the last): -beta (log pi_t - log a_t), plus r(x) on the last. */
+static inline double klc_kl_token_reward(const klc_step_view *v, double beta, int32_t i,
+                                         int32_t t) {
+    const size_t k = (size_t)i * (size_t)v->max_len + (size_t)t;
+    const double d = (double)v->logpi_tok[k] - (double)v->loga_tok[k];
+    return -beta * d + (t == v->lengths[i] - 2 ? v->reward[i] : 0.0);
+}
 
 /* Ziegler's adaptive beta after a step of n sequences whose mean KL(pi||a) was kl, and
  * the step's metrics "kl" and "beta" (the value the step used). */

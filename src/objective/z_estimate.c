@@ -148,3 +148,47 @@ int64_t klc_z_estimate_checks(const klc_z_estimate *z, int32_t context) {
 uint64_t klc_z_estimate_target_version(const klc_z_estimate *z) {
     return z ? z->version : 0;
 }
+
+int32_t klc_z_estimate_num_contexts(const klc_z_estimate *z) {
+    return z ? z->n_contexts : -1;
+}
+
+static int check_n(const klc_z_estimate *z, int32_t n, const void *a, const void *b,
+                   const char *fn) {
+    if (!z || !a || !b) return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (n != z->n_contexts)
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: n = %d, the estimate has %d contexts", fn, n,
+                        z->n_contexts);
+    return KLC_OK;
+}
+
+int klc_z_estimate_get_state(const klc_z_estimate *z, int32_t n, double *log_sum, int64_t *checks) {
+    KLC_TRY(check_n(z, n, log_sum, checks, "klc_z_estimate_get_state"));
+    memcpy(log_sum, z->log_sum, (size_t)n * sizeof *log_sum);
+    memcpy(checks, z->checks, (size_t)n * sizeof *checks);
+    return KLC_OK;
+}
+
+int klc_z_estimate_set_state(klc_z_estimate *z, uint64_t target_version, int32_t n,
+                             const double *log_sum, const int64_t *checks) {
+    static const char fn[] = "klc_z_estimate_set_state";
+    KLC_TRY(check_n(z, n, log_sum, checks, fn));
+    for (int32_t c = 0; c < n; c++) {
+        if (checks[c] < 0)
+            return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: context %d: checks = %lld < 0", fn, c,
+                            (long long)checks[c]);
+        if (isnan(log_sum[c]) || log_sum[c] == INFINITY || (checks[c] == 0 && isfinite(log_sum[c])))
+            return klc_fail(KLC_ERR_INVALID_ARGUMENT,
+                            "%s: context %d: log_sum = %g with %lld checks (must be finite or "
+                            "-inf, and -inf without checks)",
+                            fn, c, log_sum[c], (long long)checks[c]);
+    }
+    z->version = target_version;
+    for (int32_t c = 0; c < n; c++) {
+        z->log_sum[c] = log_sum[c];
+        z->checks[c] = checks[c];
+        /* The expression add() uses, so that the restored estimate has the same bits. */
+        z->table[c] = checks[c] > 0 ? z->log_sum[c] - log((double)z->checks[c]) : NAN;
+    }
+    return KLC_OK;
+}

@@ -1,5 +1,6 @@
 /* The optimizer's state as a blob: a little-endian 64-byte header (see klc.h) and the
  * moment arrays. Loading validates the whole blob before it writes anything. */
+#include "core/le_bytes.h"
 #include "optim.h"
 
 #include <math.h>
@@ -12,23 +13,6 @@
 
 enum { HEADER_BYTES = 64, FORMAT_VERSION = 1 };
 static const char MAGIC[8] = {'K', 'L', 'C', 'O', 'P', 'T', 'I', 'M'};
-
-static void put_u32(unsigned char *p, uint32_t x) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(x >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t x) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(x >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t x = 0;
-    for (int i = 0; i < 4; i++) x |= (uint32_t)p[i] << (8 * i);
-    return x;
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t x = 0;
-    for (int i = 0; i < 8; i++) x |= (uint64_t)p[i] << (8 * i);
-    return x;
-}
 
 static const char *kind_name(uint32_t kind) {
     switch (kind) {
@@ -60,11 +44,11 @@ int klc_optimizer_save_state(const klc_optimizer *opt, void *buf, size_t capacit
     unsigned char *h = buf;
     memset(h, 0, HEADER_BYTES);
     memcpy(h, MAGIC, sizeof MAGIC);
-    put_u32(h + 8, FORMAT_VERSION);
-    put_u32(h + 12, (uint32_t)opt->opts.kind);
-    put_u64(h + 16, (uint64_t)opt->n);
-    put_u64(h + 24, (uint64_t)opt->step);
-    put_u32(h + 32, (uint32_t)opt->n_moments);
+    klc_put_u32(h + 8, FORMAT_VERSION);
+    klc_put_u32(h + 12, (uint32_t)opt->opts.kind);
+    klc_put_u64(h + 16, (uint64_t)opt->n);
+    klc_put_u64(h + 24, (uint64_t)opt->step);
+    klc_put_u32(h + 32, (uint32_t)opt->n_moments);
     const size_t bytes = opt->n * sizeof(float);
     if (opt->n_moments >= 1) memcpy(h + HEADER_BYTES, opt->m, bytes);
     if (opt->n_moments >= 2) memcpy(h + HEADER_BYTES + bytes, opt->v, bytes);
@@ -95,27 +79,27 @@ int klc_optimizer_load_state(klc_optimizer *opt, const void *buf, size_t size) {
     if (memcmp(h, MAGIC, sizeof MAGIC) != 0)
         return klc_fail(KLC_ERR_FORMAT,
                         "optimizer state: bad magic (not a klc optimizer state blob)");
-    const uint32_t version = get_u32(h + 8);
+    const uint32_t version = klc_get_u32(h + 8);
     if (version != FORMAT_VERSION)
         return klc_fail(KLC_ERR_FORMAT,
                         "optimizer state: format version %u is not one this library reads (%d)",
                         version, FORMAT_VERSION);
-    const uint32_t kind = get_u32(h + 12);
+    const uint32_t kind = klc_get_u32(h + 12);
     if (kind != (uint32_t)opt->opts.kind)
         return klc_fail(KLC_ERR_FORMAT,
                         "optimizer state: saved by a%s %s optimizer (kind %u), loading into %s "
                         "(kind %d)",
                         kind == KLC_OPTIMIZER_ADAM || kind == KLC_OPTIMIZER_ADAMW ? "n" : "",
                         kind_name(kind), kind, kind_name((uint32_t)opt->opts.kind), opt->opts.kind);
-    const uint64_t n = get_u64(h + 16);
+    const uint64_t n = klc_get_u64(h + 16);
     if (n != (uint64_t)opt->n)
         return klc_fail(KLC_ERR_FORMAT,
                         "optimizer state: saved for %llu parameters, the optimizer has %zu",
                         (unsigned long long)n, opt->n);
-    const int64_t step = (int64_t)get_u64(h + 24);
+    const int64_t step = (int64_t)klc_get_u64(h + 24);
     if (step < 0)
         return klc_fail(KLC_ERR_FORMAT, "optimizer state: step %lld is negative", (long long)step);
-    const uint32_t n_arrays = get_u32(h + 32);
+    const uint32_t n_arrays = klc_get_u32(h + 32);
     if (n_arrays != (uint32_t)opt->n_moments)
         return klc_fail(KLC_ERR_FORMAT,
                         "optimizer state: has %u moment arrays, this optimizer has %d (SGD has "

@@ -1,5 +1,6 @@
 /* Creating a trainer: the checks that tie the handles together, then every buffer a step
  * will touch, so that the memory report is exact before the first step. */
+#include "grad_variance.h"
 #include "trainer.h"
 
 #include <math.h>
@@ -39,6 +40,16 @@ static int check_options(const klc_trainer_options *o, const klc_model_options *
     if (o->eval_samples < 0) return bad("option eval_samples must be >= 0");
     if (o->eval_period > 0 && o->eval_samples < 1)
         return bad("option eval_period > 0 needs eval_samples >= 1");
+    if (o->diversity_period < 0) return bad("option diversity_period must be >= 0");
+    if (o->diversity_samples < 2) return bad("option diversity_samples must be >= 2");
+    if (!(o->diversity_top_p > 0 && o->diversity_top_p <= 1))
+        return bad("option diversity_top_p must be in (0, 1]");
+    if (o->grad_variance_period < 0) return bad("option grad_variance_period must be >= 0");
+    if (o->grad_variance_samples < 2) return bad("option grad_variance_samples must be >= 2");
+    if (o->grad_variance_period > 0 && o->batch_size < 2)
+        return bad("option grad_variance_period > 0 needs batch_size >= 2");
+    if (o->context_order != KLC_CONTEXTS_ROUND_ROBIN && o->context_order != KLC_CONTEXTS_RANDOM)
+        return bad("option context_order must be one of KLC_CONTEXTS_*");
     return KLC_OK;
 }
 
@@ -88,6 +99,13 @@ static int check_handles(klc_trainer *t, const klc_model_options *mo, const klc_
                         "klc_trainer_create: objective '%s' needs pure ancestral samples "
                         "(temperature 1, top_k 0, top_p 1)",
                         name);
+    if ((t->needs & KLC_NEED_OWN_UPDATES) && o->grad_variance_period > 0)
+        return klc_fail(KLC_ERR_INVALID_ARGUMENT,
+                        "klc_trainer_create: objective '%s' runs its own updates and has no "
+                        "per-sample gradient: option grad_variance_period must be 0",
+                        name);
+    if (o->diversity_period > 0 && !t->tok)
+        return bad("option diversity_period > 0 needs a tokenizer");
     if (o->proposal == KLC_PROPOSAL_KL_CHECK && !t->target)
         return bad("option proposal KLC_PROPOSAL_KL_CHECK needs a target");
     if (t->target && o->z_samples == 0 && !pure)
@@ -119,7 +137,7 @@ static int make_sampler(klc_trainer *t, klc_model *model, int32_t rows, klc_samp
     klc_sampler_options_init(&so, KLC_SAMPLER_OPTIONS_VERSION);
     so.max_rows = rows < 64 ? rows : 64;
     so.max_len = t->max_len;
-    so.max_prompt_len = 1;
+    so.max_prompt_len = tr_longest_prompt(t);
     so.allocator = t->o.allocator;
     return klc_sampler_create(model, &so, out);
 }
@@ -127,22 +145,30 @@ static int make_sampler(klc_trainer *t, klc_model *model, int32_t rows, klc_samp
 static int allocate(klc_trainer *t, int32_t vocab) {
     const klc_trainer_options *o = &t->o;
     KLC_TRY(klc_metrics_create(o->allocator, &t->m));
-    if (t->target) KLC_TRY(klc_z_estimate_create(1, o->allocator, &t->z));
+    KLC_TRY(
+        tr_contexts_create(t, vocab, max32(o->batch_size, max32(o->z_samples, o->eval_samples))));
+    if (t->target) KLC_TRY(klc_z_estimate_create(t->n_contexts, o->allocator, &t->z));
     if (o->proposal != KLC_PROPOSAL_ON_POLICY) KLC_TRY(klc_model_clone(t->policy, &t->q));
     KLC_TRY(tr_batch_create(t, &t->train, o->batch_size));
     if (o->z_samples > 0) KLC_TRY(tr_batch_create(t, &t->zb, o->z_samples));
     if (o->eval_samples > 0) KLC_TRY(tr_batch_create(t, &t->eval, o->eval_samples));
-    if (t->tok && o->eval_samples > 0) {
-        t->hash_cap = t->eval.text_cap + 1;
+    if (t->tok && o->diversity_period > 0)
+        KLC_TRY(tr_batch_create(t, &t->div, o->diversity_samples));
+    if (o->grad_variance_period > 0)
+        KLC_TRY(tr_grad_var_create(&t->alloc, (size_t)t->n_params, o->batch_size, t->max_len,
+                                   &t->gvar));
+    if (t->tok && (o->eval_samples > 0 || t->div.b)) {
+        /* Every batch of a trainer has the same text capacity. */
+        t->hash_cap = (t->div.b ? t->div.text_cap : t->eval.text_cap) + 1;
         t->hashes = klc_alloc(&t->alloc, t->hash_cap * sizeof(uint64_t));
         if (!t->hashes) return KLC_ERR_OUT_OF_MEMORY;
     }
     /* The samplers' prefills reserve inference buffers; the training forward and the
      * scores of whole batches are reserved here, so that no step grows a buffer. */
     const int32_t q_rows = max32(o->batch_size, o->z_samples);
-    const int32_t pi_rows = max32(t->q ? o->eval_samples : q_rows, 1);
-    KLC_TRY(make_sampler(t, t->policy, t->q ? pi_rows : max32(q_rows, o->eval_samples),
-                         &t->pi_sampler));
+    const int32_t pi_own = max32(o->eval_samples, t->div.b ? o->diversity_samples : 0);
+    const int32_t pi_rows = max32(t->q ? pi_own : max32(q_rows, pi_own), 1);
+    KLC_TRY(make_sampler(t, t->policy, pi_rows, &t->pi_sampler));
     if (t->q) KLC_TRY(make_sampler(t, t->q, q_rows, &t->q_sampler));
     const int32_t micro =
         o->micro_batch > 0 && o->micro_batch < o->batch_size ? o->micro_batch : o->batch_size;
@@ -152,7 +178,6 @@ static int allocate(klc_trainer *t, int32_t vocab) {
     if (t->q) KLC_TRY(klc_model_reserve(t->q, q_rows, t->max_len, 0));
     size_t n;
     if (!klc_model_grads(t->policy, &n)) return KLC_ERR_OUT_OF_MEMORY;
-    (void)vocab;
     return KLC_OK;
 }
 
@@ -173,7 +198,8 @@ int klc_trainer_create(klc_model *policy, klc_model *base, klc_target *target,
             return klc_fail(KLC_ERR_UNSUPPORTED,
                             "klc_trainer_create: options version %u (this library knows 1..%d)",
                             opts->version, KLC_TRAINER_OPTIONS_VERSION);
-        memcpy(&o, opts, sizeof o);
+        memcpy(&o, opts, tr_options_size(opts->version));
+        o.version = KLC_TRAINER_OPTIONS_VERSION;
     }
     klc_model_options mo, ao;
     KLC_TRY(klc_model_get_options(policy, &mo));
@@ -221,6 +247,9 @@ void klc_trainer_destroy(klc_trainer *t) {
     tr_batch_destroy(t, &t->train);
     tr_batch_destroy(t, &t->zb);
     tr_batch_destroy(t, &t->eval);
+    tr_contexts_destroy(t);
+    tr_batch_destroy(t, &t->div);
+    tr_grad_var_destroy(&ctx, t->gvar);
     klc_free(&ctx, t->hashes, t->hash_cap * sizeof(uint64_t));
     klc_free(&ctx, t, sizeof *t);
 }
@@ -242,8 +271,9 @@ int klc_trainer_memory(const klc_trainer *t, klc_trainer_memory_info *out) {
     out->proposal_bytes = model_bytes(t->q);
     out->optimizer_bytes = klc_optimizer_state_size(t->opt);
     out->sampler_bytes = klc_sampler_bytes(t->pi_sampler) + klc_sampler_bytes(t->q_sampler);
-    out->batch_bytes =
-        t->train.bytes + t->zb.bytes + t->eval.bytes + t->hash_cap * sizeof(uint64_t) + sizeof *t;
+    out->batch_bytes = t->train.bytes + t->zb.bytes + t->eval.bytes +
+                       t->hash_cap * sizeof(uint64_t) + t->ctx_bytes + sizeof *t;
+    out->batch_bytes += t->div.bytes + (t->gvar ? t->gvar->bytes : 0);
     out->total_bytes = out->policy_bytes + out->base_bytes + out->proposal_bytes +
                        out->optimizer_bytes + out->sampler_bytes + out->batch_bytes;
     return KLC_OK;
@@ -254,7 +284,11 @@ int64_t klc_trainer_steps(const klc_trainer *t) {
 }
 
 double klc_trainer_log_z(const klc_trainer *t) {
-    return t && t->z ? klc_z_estimate_log_z(t->z, 0) : NAN;
+    return klc_trainer_context_log_z(t, 0);
+}
+
+double klc_trainer_context_log_z(const klc_trainer *t, int32_t context) {
+    return t && t->z ? klc_z_estimate_log_z(t->z, context) : NAN;
 }
 
 klc_model *klc_trainer_proposal(const klc_trainer *t) {

@@ -20,8 +20,13 @@ static uint64_t mix(uint64_t h, uint64_t v) {
     return h * 0xff51afd7ed558ccdull;
 }
 
-/* Hashes of the words of a text into w; returns their count. */
-static size_t words(const char *s, size_t len, uint64_t *w) {
+uint64_t tr_ngram_hash(const uint64_t *w, size_t n) {
+    uint64_t h = n;
+    for (size_t j = 0; j < n; j++) h = mix(h, w[j]);
+    return h;
+}
+
+size_t tr_words(const char *s, size_t len, uint64_t *w) {
     size_t n = 0, i = 0;
     while (i < len) {
         while (i < len && is_space(s[i])) i++;
@@ -40,16 +45,12 @@ void tr_distinct(klc_trainer *t, const tr_batch *tb, int32_t n_texts, double out
         /* A text of L bytes has at most (L+1)/2 words, so words and n-grams fit together
          * in the L+1 hashes reserved. */
         uint64_t *w = t->hashes;
-        size_t nw = words(tb->texts[i], tb->text_lengths[i], w);
+        size_t nw = tr_words(tb->texts[i], tb->text_lengths[i], w);
         uint64_t *g = w + nw;
         for (size_t n = 1; n <= 3; n++) {
             if (nw < n) break;
             size_t ng = nw - n + 1;
-            for (size_t k = 0; k < ng; k++) {
-                uint64_t h = n;
-                for (size_t j = 0; j < n; j++) h = mix(h, w[k + j]);
-                g[k] = h;
-            }
+            for (size_t k = 0; k < ng; k++) g[k] = tr_ngram_hash(w + k, n);
             qsort(g, ng, sizeof *g, cmp_u64);
             size_t distinct = 1;
             for (size_t k = 1; k < ng; k++) distinct += g[k] != g[k - 1];

@@ -22,27 +22,59 @@ static int decode(klc_trainer *t, tr_batch *tb, int32_t n) {
     return KLC_OK;
 }
 
+/* Pure ancestral sampling keyed (seed, step) from global index first. */
+static void sample_options(const klc_trainer *t, uint64_t step, int64_t first,
+                           klc_sample_options *so) {
+    klc_sample_options_init(so, KLC_SAMPLE_OPTIONS_VERSION);
+    klc_rng_init(&so->rng, t->o.seed, KLC_STREAM_SAMPLE);
+    so->rng.step = step;
+    so->first_sample = first;
+    so->max_new_tokens = t->o.max_new_tokens;
+    so->eos_id = t->o.eos_id;
+    so->bos_id = t->o.bos_id;
+    if (t->contexts.n_seq > 0) so->contexts = &t->contexts; /* round-robin unless told */
+}
+
+static int draw(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, const klc_sample_options *so,
+                int32_t n) {
+    klc_batch *b = tb->b;
+    KLC_TRY(klc_sampler_sample(sampler, so, n, b));
+    /* Features see the generated tokens only: each row's start at offset 0, whatever the
+     * length of its prompt. */
+    for (int32_t i = 0; i < n; i++) {
+        const size_t row = (size_t)i * b->max_len;
+        tb->gen_lengths[i] = b->lengths[i] - b->prompt_lengths[i];
+        memcpy(tb->gen_ids + row, b->tokens + row + b->prompt_lengths[i],
+               sizeof(int32_t) * (size_t)tb->gen_lengths[i]);
+    }
+    return t->tok ? decode(t, tb, n) : KLC_OK;
+}
+
+int tr_sample_texts(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, int32_t n, uint64_t step,
+                    int64_t first, double top_p) {
+    klc_sample_options so;
+    sample_options(t, step, first, &so);
+    so.top_p = top_p;
+    return draw(t, tb, sampler, &so, n);
+}
+
 int tr_fill(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, int32_t n, uint64_t step,
             int64_t first, int training) {
     klc_sample_options so;
-    klc_sample_options_init(&so, KLC_SAMPLE_OPTIONS_VERSION);
-    klc_rng_init(&so.rng, t->o.seed, KLC_STREAM_SAMPLE);
-    so.rng.step = step;
-    so.first_sample = first;
-    so.max_new_tokens = t->o.max_new_tokens;
-    so.eos_id = t->o.eos_id;
-    so.bos_id = t->o.bos_id;
+    sample_options(t, step, first, &so);
+    /* Only the training batch follows context_order; the Z and evaluation samples go
+     * round-robin (the sampler's default), so that they cover every context. */
+    if (training && so.contexts && t->o.context_order == KLC_CONTEXTS_RANDOM) {
+        tr_draw_contexts(t, tb->ctx_assign, n, step, first);
+        so.context_ids = tb->ctx_assign;
+    }
     if (training) {
         so.temperature = t->o.temperature;
         so.top_k = t->o.top_k;
         so.top_p = t->o.top_p;
     }
     klc_batch *b = tb->b;
-    KLC_TRY(klc_sampler_sample(sampler, &so, n, b));
-    /* Prompts share one stride, so the generated tokens of every sequence are a view
-     * into the batch at a common offset (prompts are the single bos token). */
-    for (int32_t i = 0; i < n; i++) tb->gen_lengths[i] = b->lengths[i] - b->prompt_lengths[i];
-    if (t->tok) KLC_TRY(decode(t, tb, n));
+    KLC_TRY(draw(t, tb, sampler, &so, n));
 
     klc_seqs seqs;
     KLC_TRY(klc_batch_seqs(b, &seqs));
@@ -58,7 +90,7 @@ int tr_fill(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, int32_t n, uint6
     sb.struct_size = sizeof sb;
     sb.n = n;
     sb.stride = b->max_len;
-    sb.ids = b->tokens + 1;
+    sb.ids = tb->gen_ids;
     sb.lengths = tb->gen_lengths;
     sb.texts = t->tok ? tb->texts : NULL;
     sb.text_lengths = t->tok ? tb->text_lengths : NULL;

@@ -1,4 +1,6 @@
 /* One training step and the evaluation (see klc.h, "Trainer"). */
+#include "diversity.h"
+#include "grad_variance.h"
 #include "sampler/batch.h"
 #include "trainer.h"
 
@@ -12,18 +14,31 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Whether a report every `period` steps (0: never) falls on step count `step`. */
+static int due(int64_t step, int32_t period) {
+    return period > 0 && step % period == 0;
+}
+
 static klc_sampler *q_sampler(const klc_trainer *t) {
     return t->q ? t->q_sampler : t->pi_sampler;
 }
 
-/* A Z check is due before the first update, every z_period steps, and as soon as the
- * target changed (the running estimate would otherwise average two different Z). */
+/* Whether a context of the training batch has no Z estimate yet. */
+static int context_without_z(const klc_trainer *t) {
+    const klc_batch *b = t->train.b;
+    for (int32_t i = 0; i < b->n_seq; i++)
+        if (klc_z_estimate_checks(t->z, b->context_ids[i]) == 0) return 1;
+    return 0;
+}
+
+/* A Z check is due before the first update (of each context), every z_period steps, and as
+ * soon as the target changed (the running estimate would otherwise average two different
+ * Z). */
 static int z_check(klc_trainer *t, int *made) {
     *made = 0;
     if (!t->target) return KLC_OK;
     const uint64_t version = klc_target_version(t->target);
-    const int stale =
-        klc_z_estimate_checks(t->z, 0) == 0 || klc_z_estimate_target_version(t->z) != version;
+    const int stale = klc_z_estimate_target_version(t->z) != version || context_without_z(t);
     if (!stale && t->step % t->o.z_period != 0) return KLC_OK;
     tr_batch *src = &t->train;
     if (t->o.z_samples > 0) {
@@ -31,8 +46,8 @@ static int z_check(klc_trainer *t, int *made) {
         KLC_TRY(
             tr_fill(t, src, q_sampler(t), t->o.z_samples, (uint64_t)t->step, t->o.batch_size, 0));
     }
-    KLC_TRY(
-        klc_z_estimate_add_batch(t->z, version, src->b->n_seq, NULL, src->b->logP, src->b->logq));
+    KLC_TRY(klc_z_estimate_add_batch(t->z, version, src->b->n_seq, src->b->context_ids,
+                                     src->b->logP, src->b->logq));
     *made = 1;
     return KLC_OK;
 }
@@ -55,10 +70,12 @@ static int proposal_update(klc_trainer *t) {
     if (t->step == 0 || t->step % t->o.proposal_period != 0) return KLC_OK;
     if (t->o.proposal == KLC_PROPOSAL_EVERY_K) return copy_into_q(t);
     klc_batch *b = t->train.b;
-    const double log_z = klc_z_estimate_log_z(t->z, 0);
-    if (!(b->flags & KLC_BATCH_FULL_SUPPORT) || !isfinite(log_z)) return KLC_OK;
+    if (!(b->flags & KLC_BATCH_FULL_SUPPORT)) return KLC_OK;
+    /* The mean over contexts of each one's KL(p||pi) - KL(p||q), with its own Z_c. */
     double crit;
-    KLC_TRY(klc_estimate_proposal_criterion(b->n_seq, b->logP, b->logq, b->logpi, log_z, &crit));
+    tr_group(t, b);
+    KLC_TRY(tr_context_estimate(t, b, b->logpi, klc_estimate_proposal_criterion, &crit));
+    if (isnan(crit)) return KLC_OK;
     KLC_TRY(klc_metrics_set(t->m, "proposal_criterion", crit));
     return crit < 0 ? copy_into_q(t) : KLC_OK;
 }
@@ -71,6 +88,8 @@ static void make_view(const klc_trainer *t, klc_step_view *v) {
     v->tokens = b->tokens;
     v->lengths = b->lengths;
     v->score_from = b->prompt_lengths;
+    v->context_ids = b->context_ids;
+    v->n_contexts = t->n_contexts;
     v->logq = b->logq;
     v->loga = b->loga;
     v->logq_tok = b->logq_tok;
@@ -83,7 +102,9 @@ static void make_view(const klc_trainer *t, klc_step_view *v) {
         v->logP = b->logP;
         v->n_features = t->phi_dim;
         v->phi = t->phi_dim > 0 ? b->phi : NULL;
-        v->log_z = klc_z_estimate_log_z(t->z, 0);
+        /* One Z per context; log_z too without contexts, for objectives that read it. */
+        v->log_z_ctx = klc_z_estimate_table(t->z);
+        if (t->n_contexts == 1) v->log_z = klc_z_estimate_log_z(t->z, 0);
     }
     if (t->o.reward || t->reward_col >= 0) v->reward = t->train.reward;
     v->on_policy = t->q == NULL;
@@ -122,6 +143,20 @@ static int gradient(klc_trainer *t, const klc_step_view *v, double *loss) {
     return KLC_OK;
 }
 
+/* Objectives that run their own loop (PPO): every update of the step, the last one
+ * reported; there are no sequence weights. */
+static int own_updates(klc_trainer *t, const klc_step_view *v, klc_optimizer_report *rep) {
+    klc_seqs seqs;
+    KLC_TRY(klc_batch_seqs(t->train.b, &seqs));
+    klc_update_options uo;
+    klc_update_options_init(&uo, KLC_UPDATE_OPTIONS_VERSION);
+    uo.micro_batch = t->o.micro_batch;
+    uo.seed = t->o.seed;
+    uo.report = rep;
+    t->train.weights[0] = NAN;
+    return klc_objective_update(t->obj, t->policy, t->opt, v, &seqs, &uo, t->m);
+}
+
 static int evaluate(klc_trainer *t) {
     tr_batch *e = &t->eval;
     const int64_t first = (int64_t)t->o.batch_size + t->o.z_samples;
@@ -135,6 +170,23 @@ static int evaluate(klc_trainer *t) {
         KLC_TRY(klc_metrics_set(t->m, "eval.distinct_3", d[2]));
     }
     return KLC_OK;
+}
+
+/* log_z: the mean of the contexts' log Z_c over those that have one (the estimate itself
+ * with one context); z_checks: the fewest checks of any context. */
+static int z_metrics(klc_trainer *t, int z_made) {
+    double sum = 0;
+    int32_t known = 0;
+    int64_t fewest = INT64_MAX;
+    for (int32_t c = 0; c < t->n_contexts; c++) {
+        const double lz = klc_z_estimate_log_z(t->z, c);
+        const int64_t k = klc_z_estimate_checks(t->z, c);
+        if (!isnan(lz)) sum += lz, known++;
+        if (k < fewest) fewest = k;
+    }
+    KLC_TRY(klc_metrics_set(t->m, "log_z", known ? sum / known : NAN));
+    KLC_TRY(klc_metrics_set(t->m, "z_checks", (double)fewest));
+    return klc_metrics_set(t->m, "z_check", z_made);
 }
 
 static int copy_metrics(const klc_metrics *from, klc_metrics *to) {
@@ -184,10 +236,17 @@ int klc_trainer_step(klc_trainer *t, klc_metrics *out) {
     int z_made = 0;
     double loss = 0;
     int s = prepare(t, &v, &z_made);
-    if (s == KLC_OK) s = gradient(t, &v, &loss);
+    /* Before the training gradient, whose block it uses as scratch. */
+    if (s == KLC_OK && due(t->step + 1, t->o.grad_variance_period))
+        s = tr_grad_variance_step(t, &v);
     klc_optimizer_report rep;
     rep.version = KLC_OPTIMIZER_REPORT_VERSION;
-    if (s == KLC_OK) s = klc_optimizer_step_model(t->opt, t->policy, &rep);
+    if (t->needs & KLC_NEED_OWN_UPDATES) {
+        if (s == KLC_OK) s = own_updates(t, &v, &rep);
+    } else {
+        if (s == KLC_OK) s = gradient(t, &v, &loss);
+        if (s == KLC_OK) s = klc_optimizer_step_model(t->opt, t->policy, &rep);
+    }
     if (s != KLC_OK) return klc_fail_context(s, "klc_trainer_step %lld: ", (long long)t->step);
     /* The update happened: from here on the step counts even if a report fails. */
     t->step++;
@@ -197,16 +256,12 @@ int klc_trainer_step(klc_trainer *t, klc_metrics *out) {
     if (s == KLC_OK) s = klc_metrics_set(t->m, "lr", rep.lr);
     if (s == KLC_OK) s = klc_metrics_set(t->m, "grad_norm", rep.grad_norm);
     if (s == KLC_OK && is_seq) s = klc_metrics_set(t->m, "loss", loss);
-    if (s == KLC_OK && t->target) {
-        s = klc_metrics_set(t->m, "log_z", klc_z_estimate_log_z(t->z, 0));
-        if (s == KLC_OK)
-            s = klc_metrics_set(t->m, "z_checks", (double)klc_z_estimate_checks(t->z, 0));
-        if (s == KLC_OK) s = klc_metrics_set(t->m, "z_check", z_made);
-    }
+    if (s == KLC_OK && t->target) s = z_metrics(t, z_made);
     if (s == KLC_OK && t->q)
         s = klc_metrics_set(t->m, "proposal_updates", (double)t->proposal_updates);
     if (s == KLC_OK) s = tr_batch_metrics(t, &t->train, t->q ? t->train.b->logpi : NULL, "train.");
-    if (s == KLC_OK && t->o.eval_period > 0 && t->step % t->o.eval_period == 0) s = evaluate(t);
+    if (s == KLC_OK && due(t->step, t->o.eval_period)) s = evaluate(t);
+    if (s == KLC_OK && t->div.b && due(t->step, t->o.diversity_period)) s = tr_diversity(t);
     const double dt = now() - t0;
     if (s == KLC_OK) s = klc_metrics_set(t->m, "step_time_s", dt);
     if (s == KLC_OK) s = klc_metrics_set(t->m, "samples_per_s", t->o.batch_size / dt);

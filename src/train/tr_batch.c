@@ -19,8 +19,8 @@ static size_t longest_token(const klc_tokenizer *tok) {
 
 static size_t aux_bytes(const tr_batch *tb) {
     const size_t c = (size_t)tb->capacity;
-    return c * (sizeof(int32_t) + tb->text_cap + sizeof(char *) + sizeof(size_t) + 1 +
-                3 * sizeof(double));
+    return c * (sizeof(int32_t) * (2 + (size_t)tb->max_len) + tb->text_cap + sizeof(char *) +
+                sizeof(size_t) + 1 + 3 * sizeof(double));
 }
 
 int tr_batch_create(klc_trainer *t, tr_batch *tb, int32_t capacity) {
@@ -39,7 +39,9 @@ int tr_batch_create(klc_trainer *t, tr_batch *tb, int32_t capacity) {
     tb->texts = (const char **)(tb->scratch + c);
     tb->text_lengths = (size_t *)(tb->texts + c);
     tb->gen_lengths = (int32_t *)(tb->text_lengths + c);
-    tb->b_ind = (unsigned char *)(tb->gen_lengths + c);
+    tb->ctx_assign = tb->gen_lengths + c;
+    tb->gen_ids = tb->ctx_assign + c;
+    tb->b_ind = (unsigned char *)(tb->gen_ids + c * (size_t)t->max_len);
     tb->text_buf = (char *)(tb->b_ind + c);
     tb->bytes = aux_bytes(tb) + tb->b->bytes + sizeof *tb->b;
     return KLC_OK;

@@ -11,6 +11,8 @@ typedef struct tr_batch {
     klc_batch *b;
     int32_t capacity, max_len;
     int32_t *gen_lengths; /* [capacity] tokens after the prompt */
+    int32_t *gen_ids;     /* [capacity * max_len] those tokens, at offset 0 of each row */
+    int32_t *ctx_assign;  /* [capacity] contexts drawn for KLC_CONTEXTS_RANDOM */
     char *text_buf;       /* [capacity * text_cap] */
     size_t text_cap;      /* bytes per sequence */
     const char **texts;   /* [capacity] into text_buf */
@@ -42,7 +44,47 @@ struct klc_trainer {
     int64_t n_params;
     uint64_t *hashes; /* [hash_cap] Distinct-n scratch: one hash per word n-gram */
     size_t hash_cap;
+    tr_batch div;             /* diversity samples, when diversity_period > 0 */
+    struct tr_grad_var *gvar; /* gradient-variance buffers, when grad_variance_period > 0 */
+    /* Contexts (contexts.c): n_contexts is 1 without prompts (contexts.n_seq is then 0). */
+    int32_t n_contexts;
+    klc_seqs contexts;  /* over ctx_block: tokens [n_contexts * longest], lengths */
+    int32_t *ctx_order; /* [grouped] sequence indices of a batch grouped by context */
+    int32_t *ctx_start; /* [n_contexts + 1] where each context's run starts in ctx_order */
+    double *ctx_gather; /* [3 * grouped] one context's logP, logq and log m side by side */
+    int32_t grouped;    /* the largest batch the arrays above can group */
+    void *ctx_block;    /* every context array, one allocation of ctx_bytes */
+    size_t ctx_bytes;
 };
+
+/* The byte size of klc_trainer_options as a caller of that version compiled it
+ * (options.c). */
+size_t tr_options_size(uint32_t version);
+
+/* Copies the prompts of t->o.contexts (checked against the vocabulary and max_len) and lays
+ * out the arrays that group batches of up to `grouped` sequences by context; without
+ * contexts, one context and the grouping arrays only. */
+int tr_contexts_create(klc_trainer *t, int32_t vocab, int32_t grouped);
+void tr_contexts_destroy(klc_trainer *t);
+/* The longest prompt (1 without contexts). */
+int32_t tr_longest_prompt(const klc_trainer *t);
+/* Draws the contexts of n sequences with global indices first.. for KLC_CONTEXTS_RANDOM. */
+void tr_draw_contexts(const klc_trainer *t, int32_t *ids, int32_t n, uint64_t step, int64_t first);
+/* Groups a batch's sequences by context into ctx_order and ctx_start. */
+void tr_group(klc_trainer *t, const klc_batch *b);
+/* The mean over the contexts present in the grouped batch of each context's mean of
+ * v[i * stride] (a plain mean with one context). */
+double tr_context_mean(const klc_trainer *t, const double *v, size_t stride);
+/* An importance-sampled estimate f(n, logP, logq, logm, log_z) made per context of the
+ * grouped batch with that context's running Z and averaged over the contexts present;
+ * NaN when a context present has no finite Z estimate. */
+typedef int (*tr_estimator)(int32_t n, const double *logP, const double *logq, const double *logm,
+                            double log_z, double *out);
+int tr_context_estimate(klc_trainer *t, const klc_batch *b, const double *logm, tr_estimator f,
+                        double *out);
+/* The effective sample size of P/q summed over the contexts, and their largest weight's
+ * share averaged over them. */
+int tr_context_ess(klc_trainer *t, const klc_batch *b, double *ess, double *max_share);
 
 /* Reads phi's length, the reward column and whether there are pointwise terms from the
  * target (create.c). */
@@ -58,12 +100,23 @@ void tr_batch_destroy(klc_trainer *t, tr_batch *tb);
 int tr_fill(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, int32_t n, uint64_t step,
             int64_t first, int training);
 
+/* Samples n sequences into tb (pure ancestral but for the nucleus top_p, 1: off) keyed
+ * as tr_fill, and decodes them; nothing is scored (fill.c). */
+int tr_sample_texts(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, int32_t n, uint64_t step,
+                    int64_t first, double top_p);
+
 /* Writes the batch's metrics under a prefix ("train." or "eval."); logpi NULL means the
  * samples come from pi itself (stats.c). */
 int tr_batch_metrics(klc_trainer *t, tr_batch *tb, const double *logpi, const char *prefix);
 
 /* Mean over texts of distinct word n-grams / word n-grams, n = 1..3 (distinct.c). */
 void tr_distinct(klc_trainer *t, const tr_batch *tb, int32_t n, double out[3]);
+
+/* Hashes of the words (runs of bytes other than ASCII white space) of a text into w, at
+ * most (len+1)/2 of them; returns their count. The hash of the n words at w, the order n
+ * included so that n-grams of different orders differ (distinct.c). */
+size_t tr_words(const char *s, size_t len, uint64_t *w);
+uint64_t tr_ngram_hash(const uint64_t *w, size_t n);
 
 /* Sets prefix+name, the name cut to fit KLC_METRICS_NAME_MAX. */
 int tr_metric(klc_metrics *m, const char *prefix, const char *name, double value);
