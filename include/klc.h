@@ -1752,6 +1752,11 @@ KLC_API int klc_z_estimate_set_state(klc_z_estimate *z, uint64_t target_version,
  *   loss                 -(1/N) sum w_i log pi(x_i) (sequence-level objectives)
  *   log_z, z_checks      the running estimate and the checks it averages (with a target)
  *   z_check              1 when this step made a Z check, else 0
+ *   update_skipped       1 when the step made no update because some context of the batch
+ *                        had no sample with P > 0 in any Z check yet (its log Z is -inf and
+ *                        the weights P/(Z q) are undefined): the step still counts, and
+ *                        every step checks Z again until a sample meets the target; lr and
+ *                        grad_norm are NaN then, and the optimizer's schedule does not move
  *   proposal_criterion   KLC_PROPOSAL_KL_CHECK steps that checked: estimate of
  *                        KL(p||pi) - KL(p||q); negative means q was replaced
  *   proposal_updates     times q was replaced by pi so far (off-policy)

@@ -305,6 +305,45 @@ START_TEST(test_z_estimate) {
 }
 END_TEST
 
+/* Before any sample has met the target, Z's estimate is 0 (log Z = -inf) and the weights
+ * P/(Z q) are undefined: the step samples, checks Z again, and makes no update. */
+START_TEST(test_no_update_before_a_sample_meets_the_target) {
+    klc_trainer_options to;
+    trainer_options(&to);
+    to.batch_size = 1; /* a batch of one misses "contains a 0" often */
+    to.eval_samples = 0;
+    setup s;
+    setup_make(&s, KLC_OBJECTIVE_GDCPP, KLC_OPTIMIZER_ADAM, 0.05, &to);
+    size_t n = 0;
+    const float *w = klc_model_params(s.pi, &n);
+    float *before = malloc(n * sizeof *before);
+    int skipped = 0, updated = 0;
+    for (int k = 0; k < 40; k++) {
+        memcpy(before, w, n * sizeof *before);
+        ck_klc(klc_trainer_step(s.tr, s.m));
+        const int skip = klc_metrics_get(s.m, "update_skipped") == 1;
+        ck_assert_int_eq(memcmp(before, w, n * sizeof *before) == 0, skip);
+        if (skip) {
+            /* Only until the first batch with P > 0: the running mean stays positive. */
+            ck_assert_int_eq(updated, 0);
+            ck_assert(klc_trainer_log_z(s.tr) == -INFINITY);
+            ck_assert_double_eq(klc_metrics_get(s.m, "z_check"), 1);
+            ck_assert(isnan(klc_metrics_get(s.m, "lr")));
+            skipped++;
+        } else {
+            ck_assert(isfinite(klc_trainer_log_z(s.tr)));
+            updated++;
+        }
+        ck_assert_int_eq(klc_trainer_steps(s.tr), k + 1);
+    }
+    printf("no Z yet: %d steps skipped, then %d updates\n", skipped, updated);
+    ck_assert_int_gt(skipped, 0);
+    ck_assert_int_gt(updated, 0);
+    free(before);
+    setup_free(&s);
+}
+END_TEST
+
 /* Off-policy with the KL criterion: q is replaced once pi is closer to p, and each
  * replacement makes q the pi of that moment; every-K and never as stated. */
 START_TEST(test_proposal_update) {
@@ -465,6 +504,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_kl_control_converges);
     tcase_add_test(tc, test_micro_batch_invariance);
     tcase_add_test(tc, test_z_estimate);
+    tcase_add_test(tc, test_no_update_before_a_sample_meets_the_target);
     tcase_add_test(tc, test_proposal_update);
     tcase_add_test(tc, test_callback_memory_metrics);
     tcase_add_test(tc, test_refusals);

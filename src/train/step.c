@@ -23,12 +23,22 @@ static klc_sampler *q_sampler(const klc_trainer *t) {
     return t->q ? t->q_sampler : t->pi_sampler;
 }
 
-/* Whether a context of the training batch has no Z estimate yet. */
+/* Whether a context of the training batch has no usable Z estimate yet: no check, or only
+ * checks in which no sample met the target (log Z = -inf). */
 static int context_without_z(const klc_trainer *t) {
     const klc_batch *b = t->train.b;
-    for (int32_t i = 0; i < b->n_seq; i++)
-        if (klc_z_estimate_checks(t->z, b->context_ids[i]) == 0) return 1;
+    for (int32_t i = 0; i < b->n_seq; i++) {
+        const int32_t c = b->context_ids[i];
+        if (klc_z_estimate_checks(t->z, c) == 0 || klc_z_estimate_log_z(t->z, c) == -INFINITY)
+            return 1;
+    }
     return 0;
+}
+
+/* An objective that divides by Z cannot weight a batch while some of its contexts have
+ * seen no sample with P > 0: the step then makes no update (see klc.h). */
+static int must_skip_update(const klc_trainer *t) {
+    return t->target && (t->needs & KLC_NEED_TARGET) && context_without_z(t);
 }
 
 /* A Z check is due before the first update (of each context), every z_period steps, and as
@@ -236,12 +246,17 @@ int klc_trainer_step(klc_trainer *t, klc_metrics *out) {
     int z_made = 0;
     double loss = 0;
     int s = prepare(t, &v, &z_made);
+    const int skip = s == KLC_OK && must_skip_update(t);
     /* Before the training gradient, whose block it uses as scratch. */
-    if (s == KLC_OK && due(t->step + 1, t->o.grad_variance_period))
+    if (s == KLC_OK && !skip && due(t->step + 1, t->o.grad_variance_period))
         s = tr_grad_variance_step(t, &v);
     klc_optimizer_report rep;
     rep.version = KLC_OPTIMIZER_REPORT_VERSION;
-    if (t->needs & KLC_NEED_OWN_UPDATES) {
+    if (skip) {
+        memset(&rep, 0, sizeof rep);
+        rep.lr = NAN, rep.grad_norm = NAN;
+        t->train.weights[0] = NAN;
+    } else if (t->needs & KLC_NEED_OWN_UPDATES) {
         if (s == KLC_OK) s = own_updates(t, &v, &rep);
     } else {
         if (s == KLC_OK) s = gradient(t, &v, &loss);
@@ -250,7 +265,8 @@ int klc_trainer_step(klc_trainer *t, klc_metrics *out) {
     if (s != KLC_OK) return klc_fail_context(s, "klc_trainer_step %lld: ", (long long)t->step);
     /* The update happened: from here on the step counts even if a report fails. */
     t->step++;
-    s = klc_objective_after_step(t->obj, &v, t->m);
+    s = skip ? klc_metrics_set(t->m, "update_skipped", 1)
+             : klc_objective_after_step(t->obj, &v, t->m);
     const int is_seq = isfinite(t->train.weights[0]);
     if (s == KLC_OK) s = klc_metrics_set(t->m, "step", (double)t->step);
     if (s == KLC_OK) s = klc_metrics_set(t->m, "lr", rep.lr);
