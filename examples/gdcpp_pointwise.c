@@ -1,33 +1,41 @@
-/* Distribution matching toward a pointwise constraint with GDC++ through klc_trainer.
+/* Fine-tuning the shipped base model toward a pointwise constraint with GDC++, through
+ * klc_trainer and the public API alone.
  *
- *   gdcpp_pointwise CORPUS.txt [--pretrain-seconds S] [--steps N] [--pattern REGEX]
+ *   gdcpp_pointwise [--model DIR] [--words FILE] [--steps N] [--batch N]
  *
- * No pretrained English model ships yet, so the program first trains a small byte-level
- * GPT-2 on CORPUS by maximum likelihood (tokens are bytes, 256 starts a text) for S
- * seconds: that model is the base a. Then it fine-tunes a copy of it toward
- * p(x) proportional to a(x) b(x), b(x) = 1 when the 32-byte text x matches REGEX (default
- * "\bthe\b"), printing the trainer's metrics, and shows constraint satisfaction and
- * KL(pi || a) before and after. Byte ids are texts already, so the constraint wraps
- * klc's regex feature in a feature of our own that hands it the bytes. */
+ * The base model a is a Hugging Face GPT-2 directory with its tokenizer (default
+ * data/models/klc-small, paths relative to the current directory). The target is
+ *     p(x) proportional to a(x) b(x),   b(x) = 1 when the text x contains a word of FILE
+ * (default data/lexicons/sea.txt, caseless), else 0:
+ * the distribution closest to a (in KL(p || a)) among those that meet the constraint on
+ * every text. GDC++ trains the policy pi toward p by minimising KL(p || pi) with samples
+ * of a proposal q, a frozen copy of pi that the trainer replaces by pi every 10 steps if
+ * its estimate says pi is closer to p than q is (KLC_PROPOSAL_KL_CHECK); importance
+ * weights P(x) / (Z q(x)) correct for sampling q rather than p.
+ *
+ * The model is loaded twice: the policy is trained in place, while the target keeps
+ * scoring against a frozen base. GPT-2 uses its end-of-text token as the beginning of a
+ * text too, so it is both bos_id and eos_id. The settings are those of the `klc train`
+ * demo (configs/demo.yaml): Adam, lr 5e-5 after 10 warm-up steps, clipping at norm 1,
+ * 64 texts of up to 40 tokens per step, Z checked every 10 steps.
+ *
+ * Prints the trainer's memory estimate; a few of pi's texts before training (pi = a
+ * then); a table of metrics on 256 fresh samples of pi at the start, every 25 steps and
+ * after the last step; and the texts drawn with the same random numbers after training. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "klc.h"
 
-#define BOS      256
-#define GEN      32
-#define PRE_SEQS 16
-#define PRE_LEN  64
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#define MAX_LEN      40  /* tokens per text, the beginning token included */
+#define EVAL_PERIOD  25  /* steps between evaluations */
+#define EVAL_SAMPLES 256 /* samples of pi per evaluation */
+#define SHOW         4   /* texts shown before and after */
+#define SHOW_SEED    7   /* the same random numbers before and after, for comparison */
 
 static void check(int status, const char *what) {
     if (status != KLC_OK) {
@@ -36,221 +44,244 @@ static void check(int status, const char *what) {
     }
 }
 
-static unsigned char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        exit(1);
+static const char usage[] = "usage: gdcpp_pointwise [--model DIR] [--words FILE] [--steps N] "
+                            "[--batch N]\n";
+
+/* A positive integer argument, or a usage error. */
+static int positive(const char *opt, const char *text) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end || errno || v < 1 || v > 1000000) {
+        fprintf(stderr, "%s must be an integer in [1, 1000000], got '%s'\n%s", opt, text, usage);
+        exit(2);
     }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)size);
-    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) exit(1);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
+    return (int)v;
 }
 
-/* Maximum likelihood on random windows of the corpus, through the MLE objective. */
-static void pretrain(klc_model *m, const unsigned char *text, size_t n, double seconds) {
-    klc_objective_options oo;
-    klc_objective_options_init(&oo, KLC_OBJECTIVE_OPTIONS_VERSION);
-    oo.kind = KLC_OBJECTIVE_MLE;
-    oo.token_mean = 1;
-    klc_objective *mle;
-    check(klc_objective_builtin(&oo, &mle), "MLE objective");
-    klc_optimizer_options po;
-    klc_optimizer_options_init(&po, KLC_OPTIMIZER_OPTIONS_VERSION);
-    po.lr = 3e-3;
-    po.clip_norm = 1.0;
-    size_t np;
-    klc_model_params(m, &np);
-    klc_optimizer *opt;
-    check(klc_optimizer_create(&po, np, &opt), "optimizer");
-    static int32_t tokens[PRE_SEQS * PRE_LEN], lengths[PRE_SEQS];
-    klc_rng rng;
-    klc_rng_init(&rng, 1, KLC_STREAM_DATA);
-    klc_seqs seqs = {PRE_SEQS, PRE_LEN, tokens, lengths, NULL, NULL};
-    klc_step_view v;
-    klc_step_view_init(&v, KLC_STEP_VIEW_VERSION);
-    v.n_seq = PRE_SEQS;
-    v.max_len = PRE_LEN;
-    const double t0 = now();
-    int64_t step = 0;
-    while (now() - t0 < seconds) {
-        for (int i = 0; i < PRE_SEQS; i++) {
-            size_t off = (size_t)(klc_rng_uniform(&rng, (uint64_t)(step * PRE_SEQS + i), 0) *
-                                  (double)(n - PRE_LEN));
-            tokens[i * PRE_LEN] = BOS;
-            for (int t = 1; t < PRE_LEN; t++) tokens[i * PRE_LEN + t] = text[off + (size_t)t - 1];
-            lengths[i] = PRE_LEN;
-        }
-        check(klc_model_zero_grads(m), "zero grads");
-        check(klc_objective_accumulate(mle, m, &v, &seqs, NULL), "accumulate");
-        check(klc_optimizer_step_model(opt, m, NULL), "optimizer step");
-        step++;
+/* Samples SHOW texts of the model with fixed random numbers and prints each on one line
+ * (new lines shown as spaces), marked [b=1] when it contains a word of the list. */
+static void show_texts(const char *title, klc_model *model, klc_tokenizer *tok,
+                       klc_feature *words) {
+    const int32_t eot = klc_tokenizer_eot_id(tok);
+    klc_sampler_options so;
+    klc_sampler_options_init(&so, KLC_SAMPLER_OPTIONS_VERSION);
+    so.max_rows = SHOW;
+    so.max_len = MAX_LEN;
+    klc_sampler *sampler;
+    check(klc_sampler_create(model, &so, &sampler), "sampler");
+    klc_batch *batch;
+    check(klc_batch_create(SHOW, MAX_LEN, 0, NULL, &batch), "batch");
+    klc_sample_options sa;
+    klc_sample_options_init(&sa, KLC_SAMPLE_OPTIONS_VERSION);
+    klc_rng_init(&sa.rng, SHOW_SEED, KLC_STREAM_USER);
+    sa.bos_id = sa.eos_id = eot;
+    check(klc_sampler_sample(sampler, &sa, SHOW, batch), "sampling");
+
+    /* The generated tokens of each text, after its one-token prompt (the beginning token)
+     * and without the final end-of-text token: what features see. */
+    const int32_t *generated = klc_batch_tokens(batch) + 1, *lengths = klc_batch_lengths(batch);
+    int32_t gen_len[SHOW];
+    char *texts[SHOW];
+    size_t text_len[SHOW];
+    for (int i = 0; i < SHOW; i++) {
+        const int32_t *ids = generated + i * MAX_LEN;
+        gen_len[i] = lengths[i] - 1;
+        if (gen_len[i] > 0 && ids[gen_len[i] - 1] == eot) gen_len[i]--;
+        size_t need = 0;
+        klc_tokenizer_decode(tok, ids, (size_t)gen_len[i], NULL, 0, &need); /* the size */
+        texts[i] = malloc(need + 1);
+        if (!texts[i]) exit(1);
+        check(klc_tokenizer_decode(tok, ids, (size_t)gen_len[i], texts[i], need, &text_len[i]),
+              "decode");
+        texts[i][text_len[i]] = '\0';
     }
-    double lp[PRE_SEQS];
-    klc_forward_options fo;
-    klc_forward_options_init(&fo, KLC_FORWARD_OPTIONS_VERSION);
-    fo.seq_logprobs = lp;
-    check(klc_model_score(m, &seqs, &fo), "score");
-    double nats = 0;
-    for (int i = 0; i < PRE_SEQS; i++) nats -= lp[i];
-    printf("pretrained %lld steps in %.0f s: %.3f bits per byte on the last batch\n",
-           (long long)step, now() - t0, nats / (PRE_SEQS * (PRE_LEN - 1)) / log(2));
-    klc_optimizer_destroy(opt);
-    klc_objective_destroy(mle);
+    klc_seq_batch sb = {.struct_size = sizeof sb,
+                        .n = SHOW,
+                        .stride = MAX_LEN,
+                        .ids = generated,
+                        .lengths = gen_len,
+                        .texts = (const char *const *)texts,
+                        .text_lengths = text_len};
+    double b[SHOW];
+    check(klc_feature_score(words, &sb, b), "feature");
+
+    printf("%s\n", title);
+    for (int i = 0; i < SHOW; i++) {
+        for (char *c = texts[i]; *c; c++)
+            if (*c == '\n' || *c == '\r') *c = ' ';
+        printf("  [b=%.0f] %s\n", b[i], texts[i]);
+        free(texts[i]);
+    }
+    klc_batch_destroy(batch);
+    klc_sampler_destroy(sampler);
 }
 
-/* The regex feature over byte ids: the ids are the text's bytes. */
-typedef struct bytes_regex {
-    klc_feature *regex;
-    char text[GEN + 1];
-} bytes_regex;
-
-static int score_bytes(void *self, const klc_seq_batch *s, double *out) {
-    bytes_regex *br = self;
-    for (int i = 0; i < s->n; i++) {
-        size_t len = (size_t)s->lengths[i];
-        for (size_t t = 0; t < len && t < GEN; t++)
-            br->text[t] = (char)s->ids[(size_t)i * s->stride + t];
-        const char *texts[1] = {br->text};
-        size_t text_lengths[1] = {len};
-        klc_seq_batch one = *s;
-        one.n = 1;
-        one.ids = s->ids + (size_t)i * s->stride;
-        one.lengths = s->lengths + i;
-        one.texts = texts;
-        one.text_lengths = text_lengths;
-        one.context_ids = NULL;
-        if (klc_feature_score(br->regex, &one, out + i) != KLC_OK) return 1;
-    }
-    return 0;
+/* A table cell: the value, or "-" when the metric is absent (NaN). */
+static void cell(double v, int width, int decimals) {
+    if (isnan(v))
+        printf(" %*s", width, "-");
+    else
+        printf(" %*.*f", width, decimals, v);
 }
 
-static void show(const char *when, const klc_metrics *m) {
-    printf("%s: constraint satisfied by %.1f%% of pi's samples, KL(pi||a) = %.3f nats, "
-           "KL(p||pi) ~ %.3f\n",
-           when, 100 * klc_metrics_get(m, "eval.b_mean"), klc_metrics_get(m, "eval.kl_pi_a"),
-           klc_metrics_get(m, "eval.kl_p_pi"));
+static void table_header(void) {
+    printf("%6s %9s %9s %9s %9s %9s %9s\n", "step", "b_mean", "kl_pi_a", "kl_p_pi", "log_z", "ess",
+           "samples/s");
+}
+
+/* One row after an evaluation; samples_per_s covers the steps since the previous row. */
+static void table_row(const klc_metrics *m, int64_t step, double samples_per_s) {
+    printf("%6lld", (long long)step);
+    cell(klc_metrics_get(m, "eval.b_mean"), 9, 3);
+    cell(klc_metrics_get(m, "eval.kl_pi_a"), 9, 3);
+    cell(klc_metrics_get(m, "eval.kl_p_pi"), 9, 3);
+    cell(klc_metrics_get(m, "log_z"), 9, 3);
+    cell(klc_metrics_get(m, "train.ess"), 9, 1);
+    cell(samples_per_s, 9, 1);
+    printf("\n");
+    fflush(stdout);
 }
 
 int main(int argc, char **argv) {
+    /* OpenBLAS picks its kernels once, when it loads: on a CPU newer than it knows, set
+     * the better kernel set and start again. */
     const char *core = klc_blas_suggested_core();
     if (core && !getenv("OPENBLAS_CORETYPE")) {
         setenv("OPENBLAS_CORETYPE", core, 1);
         execv("/proc/self/exe", argv);
     }
-    const char *corpus = NULL, *pattern = "\\bthe\\b";
-    double pre_seconds = 60;
-    int steps = 100;
+    const char *model_dir = "data/models/klc-small", *words_path = "data/lexicons/sea.txt";
+    int steps = 150, batch_size = 64;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--pretrain-seconds") && i + 1 < argc)
-            pre_seconds = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
-            steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--pattern") && i + 1 < argc)
-            pattern = argv[++i];
-        else
-            corpus = argv[i];
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "unexpected or incomplete argument '%s'\n%s", argv[i], usage);
+            return 2;
+        }
+        const char *opt = argv[i], *value = argv[++i];
+        if (!strcmp(opt, "--model"))
+            model_dir = value;
+        else if (!strcmp(opt, "--words"))
+            words_path = value;
+        else if (!strcmp(opt, "--steps"))
+            steps = positive(opt, value);
+        else if (!strcmp(opt, "--batch"))
+            batch_size = positive(opt, value);
+        else {
+            fprintf(stderr, "unknown option '%s'\n%s", opt, usage);
+            return 2;
+        }
     }
-    if (!corpus) {
-        fprintf(stderr,
-                "usage: %s CORPUS.txt [--pretrain-seconds S] [--steps N] "
-                "[--pattern REGEX]\n",
-                argv[0]);
-        return 2;
-    }
-    size_t n;
-    unsigned char *text = read_all(corpus, &n);
 
-    klc_model_options mo;
-    klc_model_options_init(&mo, KLC_MODEL_OPTIONS_VERSION);
-    mo.n_layer = 2;
-    mo.n_head = 4;
-    mo.n_embd = 128;
-    mo.n_ctx = PRE_LEN;
-    mo.vocab_size = 257;
+    /* The policy pi (trained in place), the frozen base a (the same weights in a
+     * separate handle) and the tokenizer, whose vocab.json and merges.txt sit beside the
+     * weights. */
     klc_model *policy, *base;
-    check(klc_model_create(&mo, &policy), "model");
-    pretrain(policy, text, n, pre_seconds);
-    check(klc_model_clone(policy, &base), "clone");
+    check(klc_model_load(model_dir, NULL, &policy), "loading the policy");
+    check(klc_model_load(model_dir, NULL, &base), "loading the base model");
+    klc_tokenizer *tok;
+    check(klc_tokenizer_load(model_dir, NULL, &tok), "loading the tokenizer");
+    const int32_t eot = klc_tokenizer_eot_id(tok);
+    if (eot < 0) {
+        fprintf(stderr, "%s: the tokenizer has no end-of-text token\n", model_dir);
+        return 1;
+    }
 
-    bytes_regex br;
-    klc_feature_options fopt;
-    klc_feature_options_init(&fopt, KLC_FEATURE_OPTIONS_VERSION);
-    check(klc_feature_regex(pattern, &fopt, &br.regex), "regex feature");
-    klc_feature_ops ops = {KLC_FEATURE_OPS_VERSION, "pattern", 1, score_bytes, NULL};
-    klc_feature *b;
-    check(klc_feature_create(&ops, &br, NULL, &b), "feature");
+    /* b(x): 1 when the text contains a word of the list, ignoring case. */
+    klc_feature_options fo;
+    klc_feature_options_init(&fo, KLC_FEATURE_OPTIONS_VERSION);
+    fo.flags = KLC_FEATURE_CASELESS;
+    klc_feature *words;
+    check(klc_feature_word_list_file(words_path, &fo, &words), "word list");
     klc_target *target;
     check(klc_target_create(base, NULL, &target), "target");
-    check(klc_target_add_pointwise(target, b), "pointwise constraint");
+    check(klc_target_add_pointwise(target, words), "pointwise constraint");
 
     klc_objective_options oo;
     klc_objective_options_init(&oo, KLC_OBJECTIVE_OPTIONS_VERSION);
     oo.kind = KLC_OBJECTIVE_GDCPP;
-    klc_objective *obj;
-    check(klc_objective_builtin(&oo, &obj), "objective");
+    klc_objective *objective;
+    check(klc_objective_builtin(&oo, &objective), "objective");
+
     klc_optimizer_options po;
     klc_optimizer_options_init(&po, KLC_OPTIMIZER_OPTIONS_VERSION);
-    po.lr = 1e-4;
+    po.kind = KLC_OPTIMIZER_ADAM;
+    po.lr = 5e-5;
+    po.warmup_steps = 10; /* then constant */
     po.clip_norm = 1.0;
-    size_t np;
-    klc_model_params(policy, &np);
+    size_t n_params;
+    klc_model_params(policy, &n_params);
     klc_optimizer *opt;
-    check(klc_optimizer_create(&po, np, &opt), "optimizer");
+    check(klc_optimizer_create(&po, n_params, &opt), "optimizer");
 
     klc_trainer_options to;
     klc_trainer_options_init(&to, KLC_TRAINER_OPTIONS_VERSION);
-    to.batch_size = 64;
-    to.max_len = 1 + GEN;
-    to.eos_id = -1; /* bytes have no end-of-text token: every text has GEN bytes */
-    to.bos_id = BOS;
-    to.eval_samples = 256;
-    to.eval_period = 10;
+    to.batch_size = batch_size;
+    to.max_len = MAX_LEN;
+    to.bos_id = to.eos_id = eot;
+    to.proposal = KLC_PROPOSAL_KL_CHECK;
+    to.proposal_period = 10;
+    to.z_period = 10;
+    to.eval_period = EVAL_PERIOD;
+    to.eval_samples = EVAL_SAMPLES;
     to.seed = 1;
     klc_trainer *tr;
-    check(klc_trainer_create(policy, base, target, obj, opt, NULL, &to, &tr), "trainer");
+    check(klc_trainer_create(policy, base, target, objective, opt, tok, &to, &tr), "trainer");
+
+    /* Every buffer a step uses is allocated by now, so the estimate is exact. */
     klc_trainer_memory_info mi;
     mi.version = KLC_TRAINER_MEMORY_VERSION;
     check(klc_trainer_memory(tr, &mi), "memory");
-    printf("memory: %.2f MiB in all (policy %.2f, base %.2f, optimizer %.2f, samplers %.2f, "
-           "batches %.2f)\n",
-           mi.total_bytes / 1048576.0, mi.policy_bytes / 1048576.0, mi.base_bytes / 1048576.0,
-           mi.optimizer_bytes / 1048576.0, mi.sampler_bytes / 1048576.0,
-           mi.batch_bytes / 1048576.0);
+    const double mib = 1048576.0;
+    printf("%s: %zu parameters; fine-tuning toward texts with a word of %s\n", model_dir, n_params,
+           words_path);
+    printf("memory: %.1f MiB in all (policy %.1f, base %.1f, proposal %.1f, optimizer %.1f, "
+           "samplers %.1f, batches %.1f)\n\n",
+           mi.total_bytes / mib, mi.policy_bytes / mib, mi.base_bytes / mib,
+           mi.proposal_bytes / mib, mi.optimizer_bytes / mib, mi.sampler_bytes / mib,
+           mi.batch_bytes / mib);
 
+    show_texts("texts of pi before training (pi = a):", policy, tok, words);
+    printf("\n");
+
+    /* eval.* on samples of pi; log_z, ess on the step's training batch (samples of q);
+     * samples/s: training samples per second of step time since the previous row. */
     klc_metrics *m;
     check(klc_metrics_create(NULL, &m), "metrics");
-    check(klc_trainer_step(tr, m), "first step"); /* makes the first Z estimate */
-    check(klc_trainer_evaluate(tr, m), "evaluate");
-    show("after 1 step", m);
-    printf("%6s %9s %9s %9s %9s %9s %7s %9s\n", "step", "b_mean", "kl_p_pi", "kl_pi_a", "log_z",
-           "ess", "loss", "samples/s");
-    for (int k = 1; k < steps; k++) {
-        check(klc_trainer_step(tr, m), "step");
-        if (!isnan(klc_metrics_get(m, "eval.b_mean")))
-            printf("%6.0f %9.3f %9.3f %9.3f %9.3f %9.1f %7.3f %9.0f\n", klc_metrics_get(m, "step"),
-                   klc_metrics_get(m, "eval.b_mean"), klc_metrics_get(m, "eval.kl_p_pi"),
-                   klc_metrics_get(m, "eval.kl_pi_a"), klc_metrics_get(m, "log_z"),
-                   klc_metrics_get(m, "train.ess"), klc_metrics_get(m, "loss"),
-                   klc_metrics_get(m, "samples_per_s"));
+    table_header();
+    check(klc_trainer_evaluate(tr, m), "evaluation"); /* step 0: pi is a, there is no Z yet */
+    table_row(m, 0, NAN);
+    double samples = 0, seconds = 0;
+    for (int k = 1; k <= steps; k++) {
+        check(klc_trainer_step(tr, m), "training step");
+        samples += batch_size;
+        seconds += klc_metrics_get(m, "step_time_s");
+        const int evaluated = !isnan(klc_metrics_get(m, "eval.b_mean"));
+        if (!evaluated && k == steps) check(klc_trainer_evaluate(tr, m), "evaluation");
+        if (evaluated || k == steps) {
+            table_row(m, klc_trainer_steps(tr), samples / seconds);
+            samples = seconds = 0;
+        }
     }
-    check(klc_trainer_evaluate(tr, m), "evaluate");
-    show("after training", m);
+    const double log_z = klc_trainer_log_z(tr);
+    printf("\nlog Z = %.3f: p is KL(p || a) = -log Z = %.3f nats from a, the KL(pi || a) that "
+           "pi reaches when it matches p; q was replaced by pi %.0f times\n\n",
+           log_z, -log_z, klc_metrics_get(m, "proposal_updates"));
+
+    show_texts("texts of pi after training (the same random numbers):", policy, tok, words);
 
     klc_metrics_destroy(m);
     klc_trainer_destroy(tr);
     klc_optimizer_destroy(opt);
-    klc_objective_destroy(obj);
+    klc_objective_destroy(objective);
     klc_target_destroy(target);
-    klc_feature_destroy(b);
-    klc_feature_destroy(br.regex);
+    klc_feature_destroy(words);
+    klc_tokenizer_destroy(tok);
     klc_model_destroy(base);
     klc_model_destroy(policy);
-    free(text);
     return 0;
 }
