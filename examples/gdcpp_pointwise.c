@@ -6,10 +6,10 @@
  * The base model a is a Hugging Face GPT-2 directory with its tokenizer (default
  * data/models/klc-small, paths relative to the current directory). The target is
  *     p(x) proportional to a(x) b(x),   b(x) = 1 when the text x contains a word of FILE
- * (default data/lexicons/sea.txt, caseless), else 0:
- * the distribution closest to a (in KL(p || a)) among those that meet the constraint on
- * every text. GDC++ trains the policy pi toward p by minimising KL(p || pi) with samples
- * of a proposal q, a frozen copy of pi that the trainer replaces by pi every 10 steps if
+ *                                              (default data/lexicons/sea.txt, caseless)
+ * and 0 otherwise: the distribution closest to a (in KL(p || a)) among those that meet
+ * the constraint on every text. GDC++ trains the policy pi toward p by minimising KL(p || pi) with
+ * samples of a proposal q, a frozen copy of pi that the trainer replaces by pi every 10 steps if
  * its estimate says pi is closer to p than q is (KLC_PROPOSAL_KL_CHECK); importance
  * weights P(x) / (Z q(x)) correct for sampling q rather than p.
  *
@@ -130,7 +130,7 @@ static void table_header(void) {
            "samples/s");
 }
 
-/* One row after an evaluation; samples_per_s covers the steps since the previous row. */
+/* One row after an evaluation. */
 static void table_row(const klc_metrics *m, int64_t step, double samples_per_s) {
     printf("%6lld", (long long)step);
     cell(klc_metrics_get(m, "eval.b_mean"), 9, 3);
@@ -249,7 +249,8 @@ int main(int argc, char **argv) {
     printf("\n");
 
     /* eval.* on samples of pi; log_z, ess on the step's training batch (samples of q);
-     * samples/s: training samples per second of step time since the previous row. */
+     * samples/s: training samples per second of step time since the previous row (the
+     * evaluation's time included, as the trainer's step_time_s includes it). */
     klc_metrics *m;
     check(klc_metrics_create(NULL, &m), "metrics");
     table_header();
