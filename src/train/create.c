@@ -6,6 +6,10 @@
 #include <math.h>
 #include <string.h>
 
+static int32_t min32(int32_t a, int32_t b) {
+    return a < b ? a : b;
+}
+
 static int32_t max32(int32_t a, int32_t b) {
     return a > b ? a : b;
 }
@@ -173,9 +177,12 @@ static int allocate(klc_trainer *t, int32_t vocab) {
     const int32_t micro =
         o->micro_batch > 0 && o->micro_batch < o->batch_size ? o->micro_batch : o->batch_size;
     KLC_TRY(klc_model_reserve(t->policy, micro, t->max_len, 1));
-    KLC_TRY(klc_model_reserve(t->policy, max32(o->batch_size, o->eval_samples), t->max_len, 0));
-    KLC_TRY(klc_model_reserve(t->base, max32(q_rows, o->eval_samples), t->max_len, 0));
-    if (t->q) KLC_TRY(klc_model_reserve(t->q, q_rows, t->max_len, 0));
+    /* Scores run TR_SCORE_ROWS sequences at a time (tr_score). */
+    const int32_t rows = TR_SCORE_ROWS;
+    KLC_TRY(klc_model_reserve(t->policy, min32(max32(o->batch_size, o->eval_samples), rows),
+                              t->max_len, 0));
+    KLC_TRY(klc_model_reserve(t->base, min32(max32(q_rows, o->eval_samples), rows), t->max_len, 0));
+    if (t->q) KLC_TRY(klc_model_reserve(t->q, min32(q_rows, rows), t->max_len, 0));
     size_t n;
     if (!klc_model_grads(t->policy, &n)) return KLC_ERR_OUT_OF_MEMORY;
     return KLC_OK;

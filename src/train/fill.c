@@ -82,7 +82,7 @@ int tr_fill(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, int32_t n, uint6
     klc_forward_options_init(&fo, KLC_FORWARD_OPTIONS_VERSION);
     fo.seq_logprobs = b->loga;
     fo.token_logprobs = b->loga_tok;
-    KLC_TRY(klc_model_score(t->base, &seqs, &fo));
+    KLC_TRY(tr_score(t->base, &seqs, &fo));
     b->flags |= KLC_BATCH_HAS_LOGA;
 
     klc_seq_batch sb;

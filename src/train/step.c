@@ -130,7 +130,7 @@ static int score_policy(klc_trainer *t) {
     klc_forward_options_init(&fo, KLC_FORWARD_OPTIONS_VERSION);
     fo.seq_logprobs = b->logpi;
     fo.token_logprobs = b->logpi_tok;
-    KLC_TRY(klc_model_score(t->policy, &seqs, &fo));
+    KLC_TRY(tr_score(t->policy, &seqs, &fo));
     b->flags |= KLC_BATCH_HAS_LOGPI;
     return KLC_OK;
 }

@@ -53,3 +53,21 @@ void tr_batch_destroy(klc_trainer *t, tr_batch *tb) {
     klc_batch_destroy(tb->b);
     memset(tb, 0, sizeof *tb);
 }
+
+int tr_score(klc_model *model, const klc_seqs *seqs, const klc_forward_options *fo) {
+    for (int32_t first = 0; first < seqs->n_seq; first += TR_SCORE_ROWS) {
+        const int32_t n = seqs->n_seq - first < TR_SCORE_ROWS ? seqs->n_seq - first : TR_SCORE_ROWS;
+        const size_t at = (size_t)first * (size_t)seqs->max_len;
+        klc_seqs piece = *seqs;
+        piece.n_seq = n;
+        piece.tokens = seqs->tokens + at;
+        piece.lengths = seqs->lengths + first;
+        if (seqs->score_from) piece.score_from = seqs->score_from + first;
+        if (seqs->sample_ids) piece.sample_ids = seqs->sample_ids + first;
+        klc_forward_options o = *fo;
+        if (fo->seq_logprobs) o.seq_logprobs = fo->seq_logprobs + first;
+        if (fo->token_logprobs) o.token_logprobs = fo->token_logprobs + at;
+        KLC_TRY(klc_model_score(model, &piece, &o));
+    }
+    return KLC_OK;
+}

@@ -90,6 +90,16 @@ int tr_context_ess(klc_trainer *t, const klc_batch *b, double *ess, double *max_
  * target (create.c). */
 int tr_read_target(klc_trainer *t);
 
+/* Sequences per inference forward when the trainer scores a batch: batches of evaluation
+ * samples may be much larger than a training batch, and an inference forward's buffers grow
+ * with its rows. */
+enum { TR_SCORE_ROWS = 64 };
+
+/* klc_model_score over seqs in pieces of at most TR_SCORE_ROWS sequences, writing fo's
+ * per-sequence and per-token outputs at each piece's place; fo->hidden must be NULL
+ * (tr_batch.c). */
+int tr_score(klc_model *model, const klc_seqs *seqs, const klc_forward_options *fo);
+
 /* Lays out and frees a batch (tr_batch.c). */
 int tr_batch_create(klc_trainer *t, tr_batch *tb, int32_t capacity);
 void tr_batch_destroy(klc_trainer *t, tr_batch *tb);
