@@ -3,7 +3,7 @@
 
 #include <errno.h>
 
-#include "cli/run_dir.h"
+#include "io/atomic_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +86,7 @@ cfg *cli_load_config(const char *cmd, const cli_args *a) {
 }
 
 int cli_write_resolved(const char *cmd, const cfg *c, const char *dir) {
-    if (run_dir_create(dir) != KLC_OK) {
+    if (klc_mkdir_p(dir) != KLC_OK) {
         fprintf(stderr, "klc %s: cannot create %s: %s\n", cmd, dir, klc_last_error());
         return -1;
     }

@@ -9,12 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli/pretrain_data.h"
 #include "cli/run_dir.h"
+#include "cli/run_output.h"
+#include "io/atomic_file.h"
 #include "klc.h"
 
 void pretrain_settings_init(pretrain_settings *s) {
@@ -30,12 +29,6 @@ void pretrain_settings_init(pretrain_settings *s) {
     s->log_period = 50, s->eval_period = 250, s->eval_tokens = 16384;
     s->checkpoint_period = 250, s->keep_last = 2;
     s->progress = 1;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int fail(const char *what, int status) {
@@ -88,24 +81,6 @@ static int score_heldout(klc_model *m, klc_tokenizer *tok, const pt_corpus *c, i
     return KLC_OK;
 }
 
-static void progress_line(const pretrain_settings *s, int64_t step, double loss, double tok_s,
-                          double eta_s, int bar) {
-    if (bar) {
-        const int width = 24;
-        int filled = (int)((double)width * (double)step / (double)s->steps);
-        char cells[32];
-        for (int i = 0; i < width; i++) cells[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-        cells[width] = 0;
-        fprintf(stderr, "\r[%s] step %lld/%lld  loss %.3f  %.0f tok/s  ETA %dm%02ds ", cells,
-                (long long)step, (long long)s->steps, loss, tok_s, (int)eta_s / 60,
-                (int)eta_s % 60);
-    } else {
-        fprintf(stderr, "step %lld/%lld  loss %.4f  %.0f tokens/s  ETA %dm%02ds\n", (long long)step,
-                (long long)s->steps, loss, tok_s, (int)eta_s / 60, (int)eta_s % 60);
-    }
-    fflush(stderr);
-}
-
 static int validate(const pretrain_settings *s) {
     const char *bad = NULL;
     if (!s->tokenizer_dir)
@@ -138,12 +113,12 @@ int pretrain_run(const pretrain_settings *s) {
     int32_t *lengths = NULL;
     double *lp = NULL;
     FILE *metrics = NULL;
-    const int bar = s->progress && isatty(2);
+    klc_metrics *mt = NULL;
 
     if ((status = klc_tokenizer_load(s->tokenizer_dir, NULL, &tok)) != KLC_OK)
         return fail("loading the tokenizer", status);
     const int32_t eot = klc_tokenizer_eot_id(tok);
-    double t_load = now();
+    double t_load = now_seconds();
     if ((status = pt_corpus_load(tok, s->train_files, s->n_train_files, s->unwrap_lines, &train)) !=
         KLC_OK) {
         rc = fail("reading the training files", status);
@@ -163,7 +138,7 @@ int pretrain_run(const pretrain_settings *s) {
     fprintf(stderr,
             "klc pretrain: %zu training tokens (%zu bytes, %zu window starts), %zu held-out "
             "tokens, encoded in %.1f s\n",
-            train.n, train.bytes, train.n_starts, held.n, now() - t_load);
+            train.n, train.bytes, train.n_starts, held.n, now_seconds() - t_load);
 
     const char *resume = s->resume_dir;
     int64_t step = 0;
@@ -232,12 +207,21 @@ int pretrain_run(const pretrain_settings *s) {
             (double)mem.total_bytes / 1048576.0, (double)klc_optimizer_state_size(opt) / 1048576.0,
             B, L, (long long)s->steps);
 
-    if ((status = run_dir_create(s->out_dir)) != KLC_OK) {
+    if ((status = klc_mkdir_p(s->out_dir)) != KLC_OK) {
         rc = fail("creating the output directory", status);
         goto done;
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/metrics.jsonl", s->out_dir);
+    /* A resumed run replaces whatever the log holds after its checkpoint. */
+    if (resume && metrics_truncate_after(path, step) != 0) {
+        fprintf(stderr, "klc pretrain: cannot rewrite %s: %s\n", path, strerror(errno));
+        goto done;
+    }
+    if ((status = klc_metrics_create(NULL, &mt)) != KLC_OK) {
+        rc = fail("metrics", status);
+        goto done;
+    }
     if (!(metrics = fopen(path, resume ? "a" : "w"))) {
         fprintf(stderr, "klc pretrain: cannot write %s: %s\n", path, strerror(errno));
         goto done;
@@ -256,11 +240,13 @@ int pretrain_run(const pretrain_settings *s) {
     klc_rng_init(&data, s->seed, KLC_STREAM_DATA);
     klc_rng_init(&fo.dropout, s->seed, KLC_STREAM_DROPOUT);
 
-    const double t0 = now();
+    const double t0 = now_seconds();
     const int64_t first = step;
-    double loss_sum = 0;
-    int loss_n = 0;
+    progress bar;
+    progress_start(&bar, first, s->steps, s->log_period);
+    bar.tty = bar.tty && s->progress;
     while (step < s->steps) {
+        const double t_step = now_seconds();
         data.step = fo.dropout.step = (uint64_t)step;
         pt_corpus_windows(&train, &data, B, L, eot, tokens);
         if ((status = klc_model_zero_grads(m)) != KLC_OK ||
@@ -278,51 +264,50 @@ int pretrain_run(const pretrain_settings *s) {
         double loss = 0;
         for (int32_t i = 0; i < B; i++) loss -= lp[i];
         loss /= (double)B * (double)(L - 1);
-        loss_sum += loss, loss_n++;
-        const double elapsed = now() - t0;
-        const double tok_s = (double)(step - first) * B * L / elapsed;
-        const double eta = (double)(s->steps - step) * elapsed / (double)(step - first);
-
-        fprintf(metrics,
-                "{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
-                "\"tokens_per_s\": %.1f, \"elapsed_s\": %.2f",
-                (long long)step, loss, rep.lr, rep.grad_norm, tok_s, elapsed);
-        int eval_now = held.n >= (size_t)L &&
-                       ((s->eval_period > 0 && step % s->eval_period == 0) || step == s->steps);
-        if (eval_now) {
+        const double dt = now_seconds() - t_step;
+        klc_metrics_clear(mt);
+        klc_metrics_set(mt, "step", (double)step);
+        klc_metrics_set(mt, "loss", loss);
+        klc_metrics_set(mt, "lr", rep.lr);
+        klc_metrics_set(mt, "grad_norm", rep.grad_norm);
+        klc_metrics_set(mt, "samples_per_s", B / dt);
+        klc_metrics_set(mt, "tokens_per_s", (double)B * L / dt);
+        klc_metrics_set(mt, "elapsed_s", now_seconds() - t0);
+        if (held.n >= (size_t)L &&
+            ((s->eval_period > 0 && step % s->eval_period == 0) || step == s->steps)) {
             heldout_result h;
             int64_t max_tokens = step == s->steps ? 0 : s->eval_tokens;
             if ((status = score_heldout(m, tok, &held, B, L, max_tokens, tokens, &h)) != KLC_OK) {
                 rc = fail("scoring the held-out text", status);
                 goto done;
             }
-            fprintf(metrics,
-                    ", \"heldout.loss\": %.6f, \"heldout.perplexity\": %.4f, "
-                    "\"heldout.bits_per_byte\": %.5f, \"heldout.tokens\": %lld",
-                    h.nats_per_token, h.perplexity, h.bits_per_byte, (long long)h.tokens);
+            klc_metrics_set(mt, "heldout.loss", h.nats_per_token);
+            klc_metrics_set(mt, "heldout.perplexity", h.perplexity);
+            klc_metrics_set(mt, "heldout.bits_per_byte", h.bits_per_byte);
+            klc_metrics_set(mt, "heldout.tokens", (double)h.tokens);
+            progress_break(&bar);
             fprintf(stderr,
-                    "%sstep %lld: held-out %.4f nats/token, perplexity %.2f, %.4f bits/byte "
+                    "step %lld: held-out %.4f nats/token, perplexity %.2f, %.4f bits/byte "
                     "(%lld tokens)\n",
-                    bar ? "\n" : "", (long long)step, h.nats_per_token, h.perplexity,
-                    h.bits_per_byte, (long long)h.tokens);
+                    (long long)step, h.nats_per_token, h.perplexity, h.bits_per_byte,
+                    (long long)h.tokens);
         }
-        fprintf(metrics, "}\n");
-        fflush(metrics);
-        if (bar || step % s->log_period == 0 || step == s->steps) {
-            progress_line(s, step, loss_n ? loss_sum / loss_n : loss, tok_s, eta, bar);
-            if (step % s->log_period == 0) loss_sum = 0, loss_n = 0;
+        if (metrics_write_jsonl(metrics, mt) != 0) {
+            fprintf(stderr, "klc pretrain: cannot write %s/metrics.jsonl\n", s->out_dir);
+            goto done;
         }
+        progress_update(&bar, step, mt);
         if (s->checkpoint_period > 0 && step % s->checkpoint_period == 0 && step < s->steps) {
             if ((status = run_dir_save_checkpoint(s->out_dir, step, m, opt, s->keep_last, path,
                                                   sizeof path)) != KLC_OK) {
                 rc = fail("writing a checkpoint", status);
                 goto done;
             }
-            if (bar) fprintf(stderr, "\n");
+            progress_break(&bar);
             fprintf(stderr, "checkpoint: %s\n", path);
         }
     }
-    if (bar) fprintf(stderr, "\n");
+    progress_break(&bar);
     snprintf(path, sizeof path, "%s/model", s->out_dir);
     if ((status = klc_model_save(m, path)) != KLC_OK ||
         (status = klc_tokenizer_save(tok, path)) != KLC_OK) {
@@ -330,10 +315,11 @@ int pretrain_run(const pretrain_settings *s) {
         goto done;
     }
     fprintf(stderr, "klc pretrain: %lld steps in %.0f s; model and tokenizer in %s\n",
-            (long long)(step - first), now() - t0, path);
+            (long long)(step - first), now_seconds() - t0, path);
     rc = 0;
 done:
     if (metrics) fclose(metrics);
+    klc_metrics_destroy(mt);
     free(tokens), free(on), free(sm), free(lengths), free(lp);
     pt_corpus_free(&train), pt_corpus_free(&held);
     klc_optimizer_destroy(opt);

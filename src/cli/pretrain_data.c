@@ -1,35 +1,12 @@
 /* Encoding the pretraining corpus and drawing windows from it. */
 #include "cli/pretrain_data.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
-
-static int read_file(const char *path, char **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return klc_fail(KLC_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *grown = realloc(buf, cap *= 2);
-        if (!grown) free(buf);
-        buf = grown;
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (!buf) return klc_fail(KLC_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
-    if (failed) {
-        free(buf);
-        return klc_fail(KLC_ERR_IO, "cannot read %s", path);
-    }
-    *out = buf, *len = n;
-    return KLC_OK;
-}
+#include "tokenizer/tokenizer.h"
 
 /* In place: drops carriage returns and turns a single newline between two non-empty lines
  * into a space. Returns the new length. */
@@ -81,16 +58,18 @@ int pt_corpus_load(klc_tokenizer *tok, const char *const *files, int32_t n_files
         return klc_fail(KLC_ERR_INVALID_ARGUMENT, "the tokenizer has no end-of-text token");
     size_t cap = 0;
     int status = KLC_OK;
+    klc_alloc_ctx ac;
+    klc_alloc_ctx_init(&ac, NULL);
     for (int32_t f = 0; f < n_files && status == KLC_OK; f++) {
         char *text = NULL;
-        size_t len = 0;
-        if ((status = read_file(files[f], &text, &len)) != KLC_OK) break;
-        if (unwrap) len = unwrap_lines(text, len);
+        size_t size = 0;
+        if ((status = klc_tok_read_file(&ac, files[f], &text, &size)) != KLC_OK) break;
+        size_t len = unwrap ? unwrap_lines(text, size) : size;
         if (out->n + len + 2 > cap) {
             size_t want = (out->n + len + 2) * 2;
             int32_t *grown = realloc(out->ids, want * sizeof *grown);
             if (!grown) {
-                free(text);
+                klc_free(&ac, text, size + 1);
                 status = klc_fail(KLC_ERR_OUT_OF_MEMORY, "out of memory encoding %s", files[f]);
                 break;
             }
@@ -99,7 +78,7 @@ int pt_corpus_load(klc_tokenizer *tok, const char *const *files, int32_t n_files
         size_t got;
         status = klc_tokenizer_encode(tok, text, len, KLC_TOKENIZE_EOT_AFTER, out->ids + out->n,
                                       cap - out->n, &got);
-        free(text);
+        klc_free(&ac, text, size + 1);
         if (status != KLC_OK) break;
         out->n += got;
         out->bytes += len;

@@ -1,8 +1,8 @@
 /* A run's output directory and the checkpoints `klc pretrain` keeps in it:
  * DIR/checkpoints/step-NNNNNNNNNNNN/ with the model (config.json + model.safetensors) and
- * the optimizer's state (optimizer.state, klc_optimizer_save_state's blob). A checkpoint
- * is written under a temporary name and renamed into place, so a crash never leaves a
- * partial checkpoint under a final name. */
+ * the optimizer's state (optimizer.state, klc_optimizer_save_state's blob), written and
+ * pruned like the trainer's checkpoints (klc_ckpt_write): under a temporary name, then
+ * renamed into place, so a crash never leaves a partial checkpoint under a final name. */
 #ifndef KLC_CLI_RUN_DIR_H
 #define KLC_CLI_RUN_DIR_H
 
@@ -10,9 +10,6 @@
 #include <stdint.h>
 
 #include "klc.h"
-
-/* Creates DIR and its parents. */
-int run_dir_create(const char *dir);
 
 /* Writes checkpoint `step` of the model and optimizer, then removes the oldest beyond
  * keep_last (0: keep all). path_out receives the checkpoint's directory. */

@@ -62,9 +62,9 @@ static int is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The step directories under dir holding a state file, sorted by step (ascending);
+/* The step directories under dir holding the file `marker`, sorted by step (ascending);
  * *out is malloc'd (NULL when there are none). */
-static int list_steps(const char *dir, int64_t **out, size_t *n_out) {
+static int list_steps(const char *dir, const char *marker, int64_t **out, size_t *n_out) {
     *out = NULL;
     *n_out = 0;
     DIR *d = opendir(dir);
@@ -80,8 +80,7 @@ static int list_steps(const char *dir, int64_t **out, size_t *n_out) {
         int64_t step;
         if (!klc_ckpt_parse_name(e->d_name, &step)) continue;
         char path[KLC_CKPT_PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/%s/%s", dir, e->d_name, KLC_CKPT_STATE_FILE) >=
-                (int)sizeof path ||
+        if (snprintf(path, sizeof path, "%s/%s/%s", dir, e->d_name, marker) >= (int)sizeof path ||
             !is_file(path))
             continue;
         if (n == cap) {
@@ -136,7 +135,7 @@ int klc_checkpoint_latest(const char *run_dir, char *path_out, size_t path_cap) 
     KLC_TRY(klc_ckpt_dir(run_dir, ckdir, sizeof ckdir));
     int64_t *steps;
     size_t n;
-    KLC_TRY(list_steps(ckdir, &steps, &n));
+    KLC_TRY(list_steps(ckdir, KLC_CKPT_STATE_FILE, &steps, &n));
     if (n == 0) return klc_fail(KLC_ERR_NOT_FOUND, "%s: no checkpoint under %s", fn, ckdir);
     const int64_t last = steps[n - 1];
     free(steps);
@@ -172,11 +171,11 @@ static int remove_tree(const char *path) {
 
 /* Removes the oldest checkpoints beyond keep_last, each renamed away from its final name
  * first so that a crash mid-removal never leaves a partial checkpoint that looks complete. */
-static int prune(const char *ckdir, int32_t keep_last) {
+static int prune(const char *ckdir, const char *marker, int32_t keep_last) {
     if (keep_last <= 0) return KLC_OK;
     int64_t *steps;
     size_t n;
-    KLC_TRY(list_steps(ckdir, &steps, &n));
+    KLC_TRY(list_steps(ckdir, marker, &steps, &n));
     int status = KLC_OK;
     for (size_t i = 0; i + (size_t)keep_last < n && status == KLC_OK; i++) {
         char from[KLC_CKPT_PATH_MAX], to[KLC_CKPT_PATH_MAX];
@@ -335,6 +334,56 @@ static int publish(const char *tmp, const char *final) {
     return KLC_OK;
 }
 
+int klc_ckpt_write(const char *run_dir, int64_t step, const char *marker, int32_t keep_last,
+                   klc_ckpt_fill fill, void *ctx, char *final, size_t final_cap) {
+    char ckdir[KLC_CKPT_PATH_MAX], tmp[KLC_CKPT_PATH_MAX];
+    KLC_TRY(klc_ckpt_dir(run_dir, ckdir, sizeof ckdir));
+    KLC_TRY(step_path(final, final_cap, ckdir, step));
+    int status = klc_mkdir_p(ckdir);
+    int made_tmp = 0;
+    if (status == KLC_OK) {
+        int k = snprintf(tmp, sizeof tmp, "%s/.tmp-%s%0*lld-XXXXXX", ckdir, KLC_CKPT_PREFIX,
+                         KLC_CKPT_STEP_DIGITS, (long long)step);
+        if (k < 0 || (size_t)k + 64 >= sizeof tmp || !mkdtemp(tmp))
+            status = klc_fail(KLC_ERR_IO, "cannot create a temporary directory in %s: %s", ckdir,
+                              strerror(errno));
+        else
+            made_tmp = 1;
+    }
+    if (status == KLC_OK && chmod(tmp, 0755) != 0)
+        status = klc_fail(KLC_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (status == KLC_OK) status = fill(ctx, tmp);
+    if (status == KLC_OK) status = klc_fsync_dir(tmp);
+    if (status == KLC_OK) status = publish(tmp, final);
+    if (status == KLC_OK) {
+        made_tmp = 0;
+        status = klc_fsync_dir(ckdir);
+    }
+    /* checkpoints/ itself may be new. */
+    if (status == KLC_OK) status = klc_fsync_dir(run_dir);
+    if (made_tmp) remove_tree(tmp);
+    if (status != KLC_OK) return klc_fail_context(status, "step %lld: ", (long long)step);
+    status = prune(ckdir, marker, keep_last);
+    if (status != KLC_OK)
+        return klc_fail_context(status, "%s was written, but pruning failed: ", final);
+    return KLC_OK;
+}
+
+/* Fills a checkpoint directory: the policy's Hugging Face files, then the state file, whose
+ * presence marks the checkpoint complete. */
+typedef struct trainer_fill {
+    klc_trainer *t;
+    const ckpt_state *s;
+} trainer_fill;
+
+static int fill_trainer(void *ctx, const char *dir) {
+    const trainer_fill *f = ctx;
+    char file[KLC_CKPT_PATH_MAX];
+    KLC_TRY(klc_model_save(f->t->policy, dir));
+    KLC_TRY(path_join(file, sizeof file, dir, KLC_CKPT_STATE_FILE));
+    return write_state(f->t, f->s, file);
+}
+
 int klc_trainer_save_checkpoint(klc_trainer *t, const char *run_dir, int32_t keep_last,
                                 char *path_out, size_t path_cap) {
     static const char fn[] = "klc_trainer_save_checkpoint";
@@ -342,8 +391,7 @@ int klc_trainer_save_checkpoint(klc_trainer *t, const char *run_dir, int32_t kee
         return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: NULL trainer or empty run_dir", fn);
     if (keep_last < 0)
         return klc_fail(KLC_ERR_INVALID_ARGUMENT, "%s: keep_last = %d must be >= 0", fn, keep_last);
-    char ckdir[KLC_CKPT_PATH_MAX], final[KLC_CKPT_PATH_MAX], tmp[KLC_CKPT_PATH_MAX],
-        file[KLC_CKPT_PATH_MAX];
+    char ckdir[KLC_CKPT_PATH_MAX], final[KLC_CKPT_PATH_MAX];
     KLC_TRY(klc_ckpt_dir(run_dir, ckdir, sizeof ckdir));
     KLC_TRY(step_path(final, sizeof final, ckdir, t->step));
     if (path_out || path_cap) KLC_TRY(copy_out(path_out, path_cap, final, fn));
@@ -353,36 +401,11 @@ int klc_trainer_save_checkpoint(klc_trainer *t, const char *run_dir, int32_t kee
     memset(&s, 0, sizeof s);
     s.alloc = &alloc;
     int status = gather(t, &s);
-    if (status == KLC_OK) status = klc_mkdir_p(ckdir);
-    int made_tmp = 0;
-    if (status == KLC_OK) {
-        int k = snprintf(tmp, sizeof tmp, "%s/.tmp-%s%0*lld-XXXXXX", ckdir, KLC_CKPT_PREFIX,
-                         KLC_CKPT_STEP_DIGITS, (long long)t->step);
-        if (k < 0 || (size_t)k + sizeof KLC_CKPT_STATE_FILE + 32 >= sizeof tmp || !mkdtemp(tmp))
-            status = klc_fail(KLC_ERR_IO, "%s: cannot create a temporary directory in %s: %s", fn,
-                              ckdir, strerror(errno));
-        else
-            made_tmp = 1;
-    }
-    if (status == KLC_OK && chmod(tmp, 0755) != 0)
-        status = klc_fail(KLC_ERR_IO, "%s: %s: %s", fn, tmp, strerror(errno));
-    if (status == KLC_OK) status = klc_model_save(t->policy, tmp);
-    if (status == KLC_OK) status = path_join(file, sizeof file, tmp, KLC_CKPT_STATE_FILE);
-    if (status == KLC_OK) status = write_state(t, &s, file);
-    if (status == KLC_OK) status = klc_fsync_dir(tmp);
-    if (status == KLC_OK) status = publish(tmp, final);
-    if (status == KLC_OK) {
-        made_tmp = 0;
-        status = klc_fsync_dir(ckdir);
-    }
-    /* checkpoints/ itself may be new. */
-    if (status == KLC_OK) status = klc_fsync_dir(run_dir);
+    trainer_fill f = {t, &s};
+    if (status == KLC_OK)
+        status = klc_ckpt_write(run_dir, t->step, KLC_CKPT_STATE_FILE, keep_last, fill_trainer, &f,
+                                final, sizeof final);
     state_free(&s);
-    if (made_tmp) remove_tree(tmp);
-    if (status != KLC_OK)
-        return klc_fail_context(status, "%s: step %lld: ", fn, (long long)t->step);
-    status = prune(ckdir, keep_last);
-    if (status != KLC_OK)
-        return klc_fail_context(status, "%s: %s was written, but pruning failed: ", fn, final);
+    if (status != KLC_OK) return klc_fail_context(status, "%s: ", fn);
     return KLC_OK;
 }

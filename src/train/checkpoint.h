@@ -38,6 +38,18 @@ void klc_ckpt_z_free(klc_ckpt_z *z, const klc_alloc_ctx *alloc);
 /* Whether name is "step-" followed by exactly 12 digits; *step receives the number. */
 int klc_ckpt_parse_name(const char *name, int64_t *step);
 
+/* Fills the directory `dir` with a checkpoint's files. */
+typedef int (*klc_ckpt_fill)(void *ctx, const char *dir);
+
+/* Writes checkpoint `step` as run_dir/checkpoints/step-NNNNNNNNNNNN/ (its path into final):
+ * fill() writes the files into a temporary sibling directory, which is fsynced and renamed
+ * into place (atomically replacing a checkpoint of the same step), so that a crash never
+ * leaves a partial checkpoint under a final name; then the oldest checkpoints holding the
+ * file `marker` beyond keep_last are removed (0: keep all). Shared by the trainer's
+ * checkpoints (marker trainer_state.bin) and `klc pretrain`'s. */
+int klc_ckpt_write(const char *run_dir, int64_t step, const char *marker, int32_t keep_last,
+                   klc_ckpt_fill fill, void *ctx, char *final, size_t final_cap);
+
 /* The run directory's checkpoints folder into buf. */
 int klc_ckpt_dir(const char *run_dir, char *buf, size_t cap);
 
