@@ -27,6 +27,6 @@ if(KLC_FUZZ)
     target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/include
       ${PROJECT_SOURCE_DIR}/src)
     target_link_libraries(${name} PRIVATE PkgConfig::PCRE2 PkgConfig::JANSSON
-      PkgConfig::OPENBLAS OpenMP::OpenMP_C m)
+      PkgConfig::XSMM PkgConfig::OPENBLAS OpenMP::OpenMP_C m)
   endforeach()
 endif()

@@ -354,8 +354,8 @@ KLC_API int klc_model_forward_backward(klc_model *model, const klc_seqs *seqs,
 
 /* A KV cache for batched incremental decoding: rows 0..max_rows-1, each a sequence with
  * its own length (up to max_len <= n_ctx). Each (layer, row, head) owns one contiguous block
- * of keys (stored [head_dim][position], so the scores of all positions are vector updates)
- * and one of values ([position][head_dim]), so a decoding step reads them in one sweep. */
+ * of keys and one of values, both [position][head_dim], so a decoding step reads exactly the
+ * positions in use, in order. */
 typedef struct klc_kv_cache klc_kv_cache;
 
 KLC_API int klc_kv_cache_create(const klc_model *model, int32_t max_rows, int32_t max_len,

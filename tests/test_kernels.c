@@ -1,4 +1,5 @@
 /* The model's element-wise kernels against libm and against their definitions. */
+#include "model/decode_gemm.h"
 #include "model/kernels.h"
 #include "testutil.h"
 
@@ -61,12 +62,71 @@ START_TEST(logsumexp_of_a_long_row) {
 }
 END_TEST
 
+static float *filled(size_t n, double phase) {
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) p[i] = (float)sin(0.731 * (double)i + phase);
+    return p;
+}
+
+/* The decoding products against a double-precision triple loop, over shapes that exercise
+ * whole and partial panels of columns, whole and partial blocks of rows, and one row. */
+START_TEST(decode_products_match_a_reference) {
+    const int ns[] = {1, 3, 64, 65, 130}, Ks[] = {8, 256}, Ns[] = {5, 64, 100, 768};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof Ks / sizeof *Ks; b++)
+            for (size_t c = 0; c < sizeof Ns / sizeof *Ns; c++)
+                for (int with_bias = 0; with_bias < 2; with_bias++) {
+                    const int n = ns[a], K = Ks[b], N = Ns[c];
+                    float *x = filled((size_t)n * K, 0.1), *W = filled((size_t)K * N, 0.7);
+                    float *bias = filled((size_t)N, 2.0), *out = filled((size_t)n * N, 5.0);
+                    klc_decode_matmul(out, x, W, with_bias ? bias : NULL, n, K, N);
+                    for (int i = 0; i < n; i++)
+                        for (int j = 0; j < N; j++) {
+                            double ref = with_bias ? bias[j] : 0.0;
+                            for (int k = 0; k < K; k++)
+                                ref += (double)x[i * K + k] * W[(size_t)k * N + j];
+                            ck_assert_msg(fabs(out[(size_t)i * N + j] - ref) < 1e-4 * sqrt(K),
+                                          "n=%d K=%d N=%d bias=%d (%d,%d): %g vs %g", n, K, N,
+                                          with_bias, i, j, out[(size_t)i * N + j], ref);
+                        }
+                    free(x), free(W), free(bias), free(out);
+                }
+}
+END_TEST
+
+START_TEST(decode_lm_head_matches_a_reference) {
+    const int ns[] = {1, 7, 64, 70}, Cs[] = {8, 256}, Vs[] = {7, 64, 200};
+    const int threads = 4;
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof Cs / sizeof *Cs; b++)
+            for (size_t c = 0; c < sizeof Vs / sizeof *Vs; c++) {
+                const int n = ns[a], C = Cs[b], V = Vs[c];
+                float *h = filled((size_t)n * C, 0.3), *wte = filled((size_t)V * C, 1.1);
+                float *logits = filled((size_t)n * V, 4.0);
+                float *scratch = filled(klc_decode_lm_head_scratch(n, C, threads), 9.0);
+                klc_decode_lm_head(logits, h, wte, n, C, V, scratch);
+                for (int i = 0; i < n; i++)
+                    for (int v = 0; v < V; v++) {
+                        double ref = 0.0;
+                        for (int k = 0; k < C; k++)
+                            ref += (double)h[(size_t)i * C + k] * wte[(size_t)v * C + k];
+                        ck_assert_msg(fabs(logits[(size_t)i * V + v] - ref) < 1e-4 * sqrt(C),
+                                      "n=%d C=%d V=%d (%d,%d): %g vs %g", n, C, V, i, v,
+                                      logits[(size_t)i * V + v], ref);
+                    }
+                free(h), free(wte), free(logits), free(scratch);
+            }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("kernels");
     tcase_add_test(tc, fast_exp_is_accurate);
     tcase_add_test(tc, gelu_matches_its_definition_and_derivative);
     tcase_add_test(tc, logsumexp_of_a_long_row);
+    tcase_add_test(tc, decode_products_match_a_reference);
+    tcase_add_test(tc, decode_lm_head_matches_a_reference);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

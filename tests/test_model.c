@@ -343,6 +343,24 @@ START_TEST(padded_batch_matches_each_sequence_alone) {
         ck_assert(fabs(alone_seq - seq_lp[i]) < 1e-5);
         ck_assert(fabs(sum - seq_lp[i]) < 1e-9);
     }
+    /* Asking for the hidden states runs every position, the last one included (which
+     * predicts nothing and is otherwise left out): the same log-probabilities. */
+    float *lp_all = calloc(4 * T, sizeof(float)), *hidden = calloc(4 * T * C, sizeof(float));
+    double seq_all[4];
+    o.token_logprobs = lp_all;
+    o.seq_logprobs = seq_all;
+    o.hidden = hidden;
+    ck_klc(klc_model_score(m, &b.s, &o));
+    for (int i = 0; i < 4; i++) {
+        for (int t = 0; t < T; t++)
+            ck_assert_msg(fabs(lp_all[i * T + t] - lp[i * T + t]) < 1e-5, "seq %d pos %d", i, t);
+        ck_assert(fabs(seq_all[i] - seq_lp[i]) < 1e-5);
+        double norm = 0; /* the last position's hidden state was computed */
+        for (int k = 0; k < C; k++) norm += fabs(hidden[((size_t)i * T + lengths[i] - 1) * C + k]);
+        ck_assert(norm > 0.0);
+    }
+    free(lp_all);
+    free(hidden);
     free(lp);
     batch_free(&b);
     klc_model_destroy(m);

@@ -360,8 +360,11 @@ static void check_rule(klc_model *m, klc_sampler *s, klc_batch *b, const rule *r
             ck_assert_int_eq(tok[0], bos);
             const int c = code_of(tok + 1, n);
             count[c]++;
-            /* The recorded log q is the log of the enumerated probability. */
-            ck_assert_msg(e.prob[c] > 0 && fabs(klc_batch_logq(b)[i] - log(e.prob[c])) < 1e-5,
+            /* The recorded log q is the log of the enumerated probability. The two come from
+             * different float products (decoding's kernels against the full forward's),
+             * each token's log-probability within a few 1e-6, scaled by 1/temperature and
+             * summed over up to N_NEW tokens. */
+            ck_assert_msg(e.prob[c] > 0 && fabs(klc_batch_logq(b)[i] - log(e.prob[c])) < 3e-5,
                           "T %.2f k %d p %.2f: sequence %d: log q %.8f, enumerated %.8f",
                           r->temperature, r->top_k, r->top_p, i, klc_batch_logq(b)[i],
                           log(e.prob[c]));

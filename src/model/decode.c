@@ -4,8 +4,8 @@
  * matrix-vector products (sgemv streams the weights at memory speed; sgemm with one row
  * does not). */
 #include "decode.h"
+#include "decode_gemm.h"
 #include "kernels.h"
-#include "matmul.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -40,8 +40,9 @@ int klc_kv_cache_create(const klc_model *m, int32_t max_rows, int32_t max_len,
     c->threads = omp_get_max_threads();
     const size_t kv = cache_floats(c->n_layer, max_rows, c->n_head, max_len, c->head_dim);
     const size_t C = (size_t)c->n_embd, rows = (size_t)max_rows;
+    const size_t head = klc_decode_lm_head_scratch(max_rows, c->n_embd, c->threads);
     const size_t total = 2 * kv + rows * C * 4 + rows * 3 * C + rows * 4 * C +
-                         (size_t)c->threads * (size_t)max_len + (size_t)max_rows;
+                         (size_t)c->threads * (size_t)max_len + head + (size_t)max_rows;
     c->bytes = total * sizeof(float);
     c->block = klc_alloc(&a, c->bytes);
     if (!c->block) {
@@ -58,6 +59,7 @@ int klc_kv_cache_create(const klc_model *m, int32_t max_rows, int32_t max_len,
     c->qkv = p, p += rows * 3 * C;
     c->fch = p, p += rows * 4 * C;
     c->scores = p, p += (size_t)c->threads * (size_t)max_len;
+    c->head_scratch = p, p += head;
     c->len = (int32_t *)p;
     memset(c->len, 0, sizeof(int32_t) * rows);
     *out = c;
@@ -88,8 +90,8 @@ size_t klc_kv_cache_bytes(const klc_kv_cache *c) {
     return c ? c->bytes + sizeof *c : 0;
 }
 
-/* The keys of (layer, row, head), transposed: [head_dim, max_len]; the values [max_len,
- * head_dim]. */
+/* The keys and the values of (layer, row, head): [max_len, head_dim] each, so that the
+ * positions a step attends to are one contiguous prefix. */
 static inline float *cache_k(const klc_kv_cache *c, int l, int row, int h) {
     return c->k + ((((int64_t)l * c->max_rows + row) * c->n_head + h) * c->max_len) * c->head_dim;
 }
@@ -103,10 +105,10 @@ void klc_kv_cache_store_prompts(klc_kv_cache *c, int l, const float *qkv, const 
 #pragma omp parallel for schedule(static) if ((int64_t)n_seq * C > KLC_PAR_MIN_WORK / 64)
     for (int32_t b = 0; b < n_seq; b++)
         for (int h = 0; h < c->n_head; h++) {
-            float *Kt = cache_k(c, l, b, h), *V = cache_v(c, l, b, h);
+            float *K = cache_k(c, l, b, h), *V = cache_v(c, l, b, h);
             for (int32_t t = 0; t < a->len[b]; t++) {
                 const float *src = qkv + (a->row_off[b] + t) * 3 * C + h * hs;
-                for (int i = 0; i < hs; i++) Kt[(int64_t)i * c->max_len + t] = src[C + i];
+                memcpy(K + (int64_t)t * hs, src + C, sizeof(float) * (size_t)hs);
                 memcpy(V + (int64_t)t * hs, src + 2 * C, sizeof(float) * (size_t)hs);
             }
         }
@@ -119,26 +121,26 @@ static void project(float *out, const float *inp, const float *W, const float *b
         memcpy(out, bias, sizeof(float) * (size_t)N);
         cblas_sgemv(CblasRowMajor, CblasTrans, K, N, 1.0f, W, N, inp, 1, 1.0f, out, 1);
     } else {
-        klc_matmul_forward(out, inp, W, bias, n, K, N);
+        klc_decode_matmul(out, inp, W, bias, n, K, N);
     }
 }
 
-/* One query per (row, head) against the row's cached keys, positions 0..pos. Keys are
- * stored transposed ([head_dim][position]) so that the scores of all positions build up
- * as contiguous vector updates, one per head dimension. */
-static KLC_HOT void attend_one(float *restrict out, const float *restrict q,
-                               const float *restrict Kt, const float *restrict V, int pos, int hs,
-                               int max_len, float scale, float *restrict scores) {
+/* One query per (row, head) against the row's cached keys, positions 0..pos: a dot product
+ * per position over contiguous memory (the cache of a step is too large for the caches,
+ * so reading only the positions in use, in order, is what counts). */
+static inline __attribute__((always_inline)) void
+attend_body(float *restrict out, const float *restrict q, const float *restrict K,
+            const float *restrict V, int pos, int hs, float scale, float *restrict scores) {
     const int n = pos + 1;
-    for (int s = 0; s < n; s++) scores[s] = 0.0f;
-    for (int i = 0; i < hs; i++) {
-        const float qi = q[i] * scale, *k = Kt + (int64_t)i * max_len;
-#pragma omp simd
-        for (int s = 0; s < n; s++) scores[s] += qi * k[s];
-    }
     float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int s = 0; s < n; s++) mx = scores[s] > mx ? scores[s] : mx;
+    for (int s = 0; s < n; s++) {
+        const float *k = K + (int64_t)s * hs;
+        float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+        for (int i = 0; i < hs; i++) d += q[i] * k[i];
+        scores[s] = d * scale;
+        mx = scores[s] > mx ? scores[s] : mx;
+    }
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (int s = 0; s < n; s++) {
@@ -152,6 +154,29 @@ static KLC_HOT void attend_one(float *restrict out, const float *restrict q,
 #pragma omp simd
         for (int i = 0; i < hs; i++) out[i] += p * v[i];
     }
+}
+
+/* GPT-2's heads are 64 wide at every size: with the width known, the output and the
+ * query stay in registers. */
+static KLC_HOT void attend_64(float *restrict out, const float *restrict q, const float *restrict K,
+                              const float *restrict V, int pos, float scale,
+                              float *restrict scores) {
+    attend_body(out, q, K, V, pos, 64, scale, scores);
+}
+
+static KLC_HOT void attend_any(float *restrict out, const float *restrict q,
+                               const float *restrict K, const float *restrict V, int pos, int hs,
+                               float scale, float *restrict scores) {
+    attend_body(out, q, K, V, pos, hs, scale, scores);
+}
+
+static void attend_one(float *restrict out, const float *restrict q, const float *restrict K,
+                       const float *restrict V, int pos, int hs, float scale,
+                       float *restrict scores) {
+    if (hs == 64)
+        attend_64(out, q, K, V, pos, scale, scores);
+    else
+        attend_any(out, q, K, V, pos, hs, scale, scores);
 }
 
 int klc_model_decode(klc_model *m, klc_kv_cache *c, int32_t n, const int32_t *rows,
@@ -202,10 +227,10 @@ int klc_model_decode(klc_model *m, klc_kv_cache *c, int32_t n, const int32_t *ro
             const int j = (int)(it / H), h = (int)(it % H), row = rows[j];
             const int pos = c->len[row];
             const float *q = c->qkv + (int64_t)j * 3 * C + h * hs;
-            float *Kt = cache_k(c, l, row, h), *V = cache_v(c, l, row, h);
-            for (int i = 0; i < hs; i++) Kt[(int64_t)i * c->max_len + pos] = q[C + i];
+            float *K = cache_k(c, l, row, h), *V = cache_v(c, l, row, h);
+            memcpy(K + (int64_t)pos * hs, q + C, sizeof(float) * (size_t)hs);
             memcpy(V + (int64_t)pos * hs, q + 2 * C, sizeof(float) * (size_t)hs);
-            attend_one(c->atty + (int64_t)j * C + h * hs, q, Kt, V, pos, hs, c->max_len, scale,
+            attend_one(c->atty + (int64_t)j * C + h * hs, q, K, V, pos, hs, scale,
                        c->scores + (int64_t)omp_get_thread_num() * c->max_len);
         }
         project(c->tmp, c->atty, w->attn_c_proj_w, w->attn_c_proj_b, n, C, C);
@@ -224,8 +249,7 @@ int klc_model_decode(klc_model *m, klc_kv_cache *c, int32_t n, const int32_t *ro
         cblas_sgemv(CblasRowMajor, CblasNoTrans, V, C, 1.0f, m->p.wte, C, c->ln, 1, 0.0f, logits,
                     1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, C, 1.0f, c->ln, C, m->p.wte, C,
-                    0.0f, logits, V);
+        klc_decode_lm_head(logits, c->ln, m->p.wte, n, C, V, c->head_scratch);
     return KLC_OK;
 }
 
@@ -257,7 +281,6 @@ int klc_model_prefill(klc_model *m, klc_kv_cache *c, const klc_seqs *s, float *l
                sizeof(float) * (size_t)C);
     }
     if (logits)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->n_seq, m->cfg.vocab_size, C, 1.0f,
-                    c->x, C, m->p.wte, C, 0.0f, logits, m->cfg.vocab_size);
+        klc_decode_lm_head(logits, c->x, m->p.wte, s->n_seq, C, m->cfg.vocab_size, c->head_scratch);
     return KLC_OK;
 }

@@ -8,13 +8,14 @@
 struct klc_kv_cache {
     klc_alloc_ctx alloc;
     int32_t n_layer, n_head, head_dim, n_embd, vocab_size, max_rows, max_len;
-    float *k, *v; /* [n_layer][max_rows][n_head][max_len][head_dim] */
+    float *k, *v; /* [n_layer][max_rows][n_head][max_len][head_dim] each */
     int32_t *len; /* [max_rows] */
     float *block; /* k, v and the decode buffers below, one allocation */
     size_t bytes;
     /* Decode buffers for up to max_rows rows. */
     float *x, *ln, *qkv, *atty, *tmp, *fch; /* [rows,C] x4, [rows,3C], [rows,4C] */
     float *scores;                          /* [threads, max_len] */
+    float *head_scratch;                    /* klc_decode_lm_head's */
     int32_t threads;
 };
 

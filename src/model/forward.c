@@ -56,10 +56,17 @@ static int check_seqs(const klc_model *m, const klc_seqs *s) {
     return KLC_OK;
 }
 
-static klc_ws_shape shape_of(const klc_model *m, const klc_seqs *s, int training) {
+/* The positions of a sequence that go through the model. The last position predicts
+ * nothing, so when nothing else is read from it (its hidden state, or the keys and values
+ * a prefill keeps) it is left out: 1/length of the work. */
+static int32_t rows_of(int32_t len, int trim_last) {
+    return trim_last && len > 1 ? len - 1 : len;
+}
+
+static klc_ws_shape shape_of(const klc_model *m, const klc_seqs *s, int training, int trim_last) {
     klc_ws_shape sh = {0, 0, s->n_seq, 0, omp_get_max_threads(), training};
     for (int32_t b = 0; b < s->n_seq; b++) {
-        int64_t len = s->lengths[b];
+        int64_t len = rows_of(s->lengths[b], trim_last);
         sh.rows += len;
         sh.att += (int64_t)m->cfg.n_head * len * len;
         if (len > sh.tmax) sh.tmax = (int32_t)len;
@@ -67,22 +74,23 @@ static klc_ws_shape shape_of(const klc_model *m, const klc_seqs *s, int training
     return sh;
 }
 
-/* Fills the packing tables of the workspace from the batch. */
-static void pack(klc_activations *a, const klc_seqs *s, int H) {
+/* Fills the packing tables of the workspace from the batch: a->len[b] positions of
+ * sequence b go through the model. */
+static void pack(klc_activations *a, const klc_seqs *s, int H, int trim_last) {
     int64_t row = 0, att = 0;
     for (int32_t b = 0; b < s->n_seq; b++) {
-        const int32_t len = s->lengths[b];
+        const int32_t len = s->lengths[b], rows = rows_of(len, trim_last);
         a->row_off[b] = row;
         a->att_off[b] = att;
-        a->len[b] = len;
+        a->len[b] = rows;
         a->sample[b] = s->sample_ids ? s->sample_ids[b] : b;
         const int32_t *tok = s->tokens + (int64_t)b * s->max_len;
-        for (int32_t t = 0; t < len; t++) {
+        for (int32_t t = 0; t < rows; t++) {
             a->row_target[row + t] = t + 1 < len ? tok[t + 1] : -1;
             a->row_index[row + t] = (int64_t)b * s->max_len + t;
         }
-        row += len;
-        att += (int64_t)H * len * len;
+        row += rows;
+        att += (int64_t)H * rows * rows;
     }
 }
 
@@ -179,7 +187,7 @@ static void write_outputs(const klc_model *m, const klc_activations *a, const kl
         memset(o->token_logprobs, 0, sizeof(float) * (size_t)s->n_seq * (size_t)s->max_len);
     for (int32_t b = 0; b < s->n_seq; b++) {
         const int64_t r0 = a->row_off[b];
-        const int32_t len = a->len[b];
+        const int32_t len = s->lengths[b]; /* the predictions: positions 0..len-2 */
         const int32_t from = s->score_from ? s->score_from[b] : 1;
         double sum = 0.0;
         for (int32_t t = 0; t + 1 < len; t++) {
@@ -190,7 +198,7 @@ static void write_outputs(const klc_model *m, const klc_activations *a, const kl
         if (o->seq_logprobs) o->seq_logprobs[b] = sum;
         if (o->hidden)
             memcpy(o->hidden + (int64_t)b * s->max_len * C, a->lnf + r0 * C,
-                   sizeof(float) * (size_t)len * C);
+                   sizeof(float) * (size_t)a->len[b] * C);
     }
 }
 
@@ -203,14 +211,18 @@ int klc_model_run_forward(klc_model *m, const klc_seqs *s, const klc_forward_opt
                         "forward options version %u unknown; fill them with "
                         "klc_forward_options_init",
                         o->version);
-    klc_ws_shape need = shape_of(m, s, training);
+    /* The two-phase training forward keeps the last position: klc_model_backward may bring
+     * a gradient on its hidden state. */
+    const int trim_last =
+        !(o && o->hidden) && ((mode == KLC_LM_LOGPROBS && !training) || mode == KLC_LM_FUSED_GRAD);
+    klc_ws_shape need = shape_of(m, s, training, trim_last);
     KLC_TRY(klc_workspace_ensure(m, &need));
     /* Only the modes that form a gradient need the gradient block; prefill (KLC_LM_NONE) on
      * a frozen model must not allocate one. */
     const int grad_mode = mode == KLC_LM_FUSED_GRAD || mode == KLC_LM_RECOMPUTE_GRAD;
     if (grad_mode && !klc_model_grads(m, NULL)) return KLC_ERR_OUT_OF_MEMORY;
     klc_activations *a = m->ws.acts;
-    pack(a, s, m->cfg.n_head);
+    pack(a, s, m->cfg.n_head, trim_last);
     run_dropout d = {0, NULL, 0, 0, 0};
     if (o && (o->flags & KLC_FORWARD_DROPOUT)) {
         d.on = 1;
