@@ -8,11 +8,14 @@
  * about half the time); Z is estimated on the batch itself; w = P/(Z q) - pi/q (q = pi);
  * L = -(1/N) sum w log pi; Adam. Phases:
  *
- *   sample   klc_sampler_sample on the policy (gives log q = log pi)
+ *   sample   klc_sampler_sample on the policy (gives log q = log pi), keeping the
+ *            policy's activations (KLC_SAMPLE_KEEP_ACTIVATIONS, as the trainer does
+ *            on-policy)
  *   score    klc_model_score of the frozen base (log a), klc_target_log_prob (log P),
  *            klc_estimate_log_z on the batch
  *   fwdbwd   zeroing the gradients and klc_objective_accumulate (the GDC++ weights and one
- *            fused forward + backward of the policy)
+ *            fused forward + backward of the policy, whose forward through the blocks the
+ *            kept activations replace)
  *   update   klc_optimizer_step_model (Adam)
  *
  * and, as a check that the handles are used as the library itself uses them, the same
@@ -166,6 +169,7 @@ static void phased_step(phased *p, step_times *out) {
     so.rng.step = (uint64_t)p->step;
     so.eos_id = -1;
     so.bos_id = BOS;
+    so.flags = KLC_SAMPLE_KEEP_ACTIVATIONS; /* on-policy: as klc_trainer_step samples */
     check(klc_sampler_sample(p->sampler, &so, BATCH, b), "klc_sampler_sample");
     const double t1 = now();
 

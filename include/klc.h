@@ -831,7 +831,7 @@ KLC_API void klc_sampler_destroy(klc_sampler *sampler);
 /* Bytes the sampler holds (not counting the model's own work buffers). */
 KLC_API size_t klc_sampler_bytes(const klc_sampler *sampler);
 
-#define KLC_SAMPLE_OPTIONS_VERSION 1
+#define KLC_SAMPLE_OPTIONS_VERSION 2
 typedef struct klc_sample_options {
     uint32_t version;
     /* The generator; klc_sample_options_init sets (seed 0, KLC_STREAM_SAMPLE, step 0). */
@@ -860,7 +860,24 @@ typedef struct klc_sample_options {
     int32_t bos_id;
     const klc_seqs *contexts;
     const int32_t *context_ids;
+    /* Version 2. */
+    uint32_t flags; /* KLC_SAMPLE_*; default 0 */
 } klc_sample_options;
+
+enum {
+    /* Keep the model's activations of the sampled sequences for the next
+     * klc_model_forward_backward of the same model on exactly this batch (on-policy
+     * training: the policy samples, then learns from its samples), which then skips its
+     * forward through the blocks and the embeddings (a fifth of that call's work). Decoding
+     * writes them into the model's training workspace, so the model needs one
+     * (klc_model_reserve with training) of at least n_seq sequences of the call's length
+     * limit, and every prompt of the call must have the same length; otherwise nothing is
+     * kept. The flag never changes what is sampled. The kept activations are used only
+     * while they are provably those of the batch: same tokens and lengths, parameters
+     * unchanged (checked by a hash), no other forward of the model in between, no dropout
+     * asked for; the forward/backward computes them itself otherwise. */
+    KLC_SAMPLE_KEEP_ACTIVATIONS = 1u << 0
+};
 
 KLC_API int klc_sample_options_init(klc_sample_options *opts, uint32_t version);
 

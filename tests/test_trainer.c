@@ -2,6 +2,7 @@
  * 1, 2 and the end-of-text token 3) generates at most 3 tokens after the end-of-text
  * token it starts from, so its 40 possible sequences are listed and Z, p and KL(p||pi)
  * are exact sums, while the trainer itself only ever sees samples. */
+#include "model/model.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -236,7 +237,8 @@ START_TEST(test_kl_control_converges) {
 END_TEST
 
 /* One step with micro-batches of 5 gives the update of one batch of 32 (plain SGD, so
- * that the update is the gradient itself rather than Adam's sign-like first step). */
+ * that the update is the gradient itself rather than Adam's sign-like first step), and
+ * so does the batch's gradient from the activations kept while sampling. */
 START_TEST(test_micro_batch_invariance) {
     klc_trainer_options to;
     trainer_options(&to);
@@ -249,6 +251,10 @@ START_TEST(test_micro_batch_invariance) {
     float *p0 = klc_model_params(s1.a, &n);
     ck_klc(klc_trainer_step(s1.tr, s1.m));
     ck_klc(klc_trainer_step(s2.tr, s2.m));
+    /* The whole batch in one forward/backward uses the activations the sampler kept; the
+     * micro-batches compute their own: the same update either way. */
+    ck_assert_int_eq(s1.pi->kept.reuses, 1);
+    ck_assert_int_eq(s2.pi->kept.reuses, 0);
     const float *p1 = klc_model_params(s1.pi, &n), *p2 = klc_model_params(s2.pi, &n);
     double diff = 0, move = 0;
     for (size_t i = 0; i < n; i++) {

@@ -5,6 +5,7 @@
  * does not). */
 #include "decode.h"
 #include "decode_gemm.h"
+#include "keep.h"
 #include "kernels.h"
 
 #include <cblas.h>
@@ -41,7 +42,7 @@ int klc_kv_cache_create(const klc_model *m, int32_t max_rows, int32_t max_len,
     const size_t kv = cache_floats(c->n_layer, max_rows, c->n_head, max_len, c->head_dim);
     const size_t C = (size_t)c->n_embd, rows = (size_t)max_rows;
     const size_t head = klc_decode_lm_head_scratch(max_rows, c->n_embd, c->threads);
-    const size_t total = 2 * kv + rows * C * 4 + rows * 3 * C + rows * 4 * C +
+    const size_t total = 2 * kv + rows * C * 4 + rows * 3 * C + rows * 4 * C + 2 * rows +
                          (size_t)c->threads * (size_t)max_len + head + (size_t)max_rows;
     c->bytes = total * sizeof(float);
     c->block = klc_alloc(&a, c->bytes);
@@ -58,6 +59,8 @@ int klc_kv_cache_create(const klc_model *m, int32_t max_rows, int32_t max_len,
     c->tmp = p, p += rows * C;
     c->qkv = p, p += rows * 3 * C;
     c->fch = p, p += rows * 4 * C;
+    c->mean = p, p += rows;
+    c->rstd = p, p += rows;
     c->scores = p, p += (size_t)c->threads * (size_t)max_len;
     c->head_scratch = p, p += head;
     c->len = (int32_t *)p;
@@ -130,7 +133,8 @@ static void project(float *out, const float *inp, const float *W, const float *b
  * so reading only the positions in use, in order, is what counts). */
 static inline __attribute__((always_inline)) void
 attend_body(float *restrict out, const float *restrict q, const float *restrict K,
-            const float *restrict V, int pos, int hs, float scale, float *restrict scores) {
+            const float *restrict V, int pos, int hs, float scale, float *restrict scores,
+            float *restrict att, int att_len) {
     const int n = pos + 1;
     float mx = -INFINITY;
     for (int s = 0; s < n; s++) {
@@ -148,6 +152,10 @@ attend_body(float *restrict out, const float *restrict q, const float *restrict 
         sum += scores[s];
     }
     const float inv = 1.0f / sum;
+    if (att) { /* kept for the backward: the row of the training forward's causal softmax */
+        for (int s = 0; s < n; s++) att[s] = scores[s] * inv;
+        for (int s = n; s < att_len; s++) att[s] = 0.0f;
+    }
     for (int i = 0; i < hs; i++) out[i] = 0.0f;
     for (int s = 0; s < n; s++) {
         const float p = scores[s] * inv, *v = V + (int64_t)s * hs;
@@ -159,24 +167,25 @@ attend_body(float *restrict out, const float *restrict q, const float *restrict 
 /* GPT-2's heads are 64 wide at every size: with the width known, the output and the
  * query stay in registers. */
 static KLC_HOT void attend_64(float *restrict out, const float *restrict q, const float *restrict K,
-                              const float *restrict V, int pos, float scale,
-                              float *restrict scores) {
-    attend_body(out, q, K, V, pos, 64, scale, scores);
+                              const float *restrict V, int pos, float scale, float *restrict scores,
+                              float *restrict att, int att_len) {
+    attend_body(out, q, K, V, pos, 64, scale, scores, att, att_len);
 }
 
 static KLC_HOT void attend_any(float *restrict out, const float *restrict q,
                                const float *restrict K, const float *restrict V, int pos, int hs,
-                               float scale, float *restrict scores) {
-    attend_body(out, q, K, V, pos, hs, scale, scores);
+                               float scale, float *restrict scores, float *restrict att,
+                               int att_len) {
+    attend_body(out, q, K, V, pos, hs, scale, scores, att, att_len);
 }
 
 static void attend_one(float *restrict out, const float *restrict q, const float *restrict K,
                        const float *restrict V, int pos, int hs, float scale,
-                       float *restrict scores) {
+                       float *restrict scores, float *restrict att, int att_len) {
     if (hs == 64)
-        attend_64(out, q, K, V, pos, scale, scores);
+        attend_64(out, q, K, V, pos, scale, scores, att, att_len);
     else
-        attend_any(out, q, K, V, pos, hs, scale, scores);
+        attend_any(out, q, K, V, pos, hs, scale, scores, att, att_len);
 }
 
 int klc_model_decode(klc_model *m, klc_kv_cache *c, int32_t n, const int32_t *rows,
@@ -211,17 +220,33 @@ int klc_model_decode(klc_model *m, klc_kv_cache *c, int32_t n, const int32_t *ro
                 return klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_model_decode: row %d appears twice",
                                 rows[j]);
     }
+    return klc_decode_run(m, c, n, rows, tokens, logits, NULL);
+}
+
+int klc_decode_run(klc_model *m, klc_kv_cache *c, int32_t n, const int32_t *rows,
+                   const int32_t *tokens, float *logits, const int64_t *keep) {
     const int C = m->cfg.n_embd, H = m->cfg.n_head, hs = C / H;
     const float eps = m->cfg.layer_norm_eps, scale = 1.0f / sqrtf((float)hs);
+    klc_activations *ka = keep ? m->ws.acts : NULL; /* the training workspace, when keeping */
+    float *mean = keep ? c->mean : NULL, *rstd = keep ? c->rstd : NULL;
+    const int32_t stride = m->kept.stride;
     for (int32_t j = 0; j < n; j++) {
         const float *te = m->p.wte + (int64_t)tokens[j] * C;
         const float *pe = m->p.wpe + (int64_t)c->len[rows[j]] * C;
         for (int i = 0; i < C; i++) c->x[(int64_t)j * C + i] = te[i] + pe[i];
     }
+    if (ka) klc_keep_rows(ka->encoded, C, c->x, keep, n);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         const klc_layer_tensors *w = &m->p.h[l];
-        klc_layernorm_forward(c->ln, NULL, NULL, c->x, w->ln_1_w, w->ln_1_b, n, C, eps);
+        klc_layer_acts *L = ka ? &ka->layers[l] : NULL;
+        klc_layernorm_forward(c->ln, mean, rstd, c->x, w->ln_1_w, w->ln_1_b, n, C, eps);
         project(c->qkv, c->ln, w->c_attn_w, w->c_attn_b, n, C, 3 * C);
+        if (L) {
+            klc_keep_rows(L->ln1, C, c->ln, keep, n);
+            klc_keep_rows(L->ln1_mean, 1, mean, keep, n);
+            klc_keep_rows(L->ln1_rstd, 1, rstd, keep, n);
+            klc_keep_rows(L->qkv, 3 * C, c->qkv, keep, n);
+        }
 #pragma omp parallel for schedule(static) if ((int64_t)n * C * c->len[rows[0]] > KLC_PAR_MIN_WORK)
         for (int64_t it = 0; it < (int64_t)n * H; it++) {
             const int j = (int)(it / H), h = (int)(it % H), row = rows[j];
@@ -230,20 +255,41 @@ int klc_model_decode(klc_model *m, klc_kv_cache *c, int32_t n, const int32_t *ro
             float *K = cache_k(c, l, row, h), *V = cache_v(c, l, row, h);
             memcpy(K + (int64_t)pos * hs, q + C, sizeof(float) * (size_t)hs);
             memcpy(V + (int64_t)pos * hs, q + 2 * C, sizeof(float) * (size_t)hs);
+            float *att = L ? klc_keep_att_row(m, l, (int32_t)(keep[j] / stride), h,
+                                              (int32_t)(keep[j] % stride))
+                           : NULL;
             attend_one(c->atty + (int64_t)j * C + h * hs, q, K, V, pos, hs, scale,
-                       c->scores + (int64_t)omp_get_thread_num() * c->max_len);
+                       c->scores + (int64_t)omp_get_thread_num() * c->max_len, att, stride);
         }
         project(c->tmp, c->atty, w->attn_c_proj_w, w->attn_c_proj_b, n, C, C);
         klc_add_inplace(c->x, c->tmp, (int64_t)n * C);
-        klc_layernorm_forward(c->ln, NULL, NULL, c->x, w->ln_2_w, w->ln_2_b, n, C, eps);
+        klc_layernorm_forward(c->ln, mean, rstd, c->x, w->ln_2_w, w->ln_2_b, n, C, eps);
         project(c->fch, c->ln, w->c_fc_w, w->c_fc_b, n, C, 4 * C);
+        if (L) {
+            klc_keep_rows(L->atty, C, c->atty, keep, n);
+            klc_keep_rows(L->res2, C, c->x, keep, n);
+            klc_keep_rows(L->ln2, C, c->ln, keep, n);
+            klc_keep_rows(L->ln2_mean, 1, mean, keep, n);
+            klc_keep_rows(L->ln2_rstd, 1, rstd, keep, n);
+            klc_keep_rows(L->fch, 4 * C, c->fch, keep, n);
+        }
         klc_gelu_forward_inplace(c->fch, (int64_t)n * 4 * C);
         project(c->tmp, c->fch, w->mlp_c_proj_w, w->mlp_c_proj_b, n, 4 * C, C);
         klc_add_inplace(c->x, c->tmp, (int64_t)n * C);
+        if (L) {
+            klc_keep_rows(L->fch_gelu, 4 * C, c->fch, keep, n);
+            klc_keep_rows(L->res3, C, c->x, keep, n);
+        }
     }
     for (int32_t j = 0; j < n; j++) c->len[rows[j]]++;
+    if (!logits && !ka) return KLC_OK;
+    klc_layernorm_forward(c->ln, mean, rstd, c->x, m->p.ln_f_w, m->p.ln_f_b, n, C, eps);
+    if (ka) {
+        klc_keep_rows(ka->lnf, C, c->ln, keep, n);
+        klc_keep_rows(ka->lnf_mean, 1, mean, keep, n);
+        klc_keep_rows(ka->lnf_rstd, 1, rstd, keep, n);
+    }
     if (!logits) return KLC_OK;
-    klc_layernorm_forward(c->ln, NULL, NULL, c->x, m->p.ln_f_w, m->p.ln_f_b, n, C, eps);
     const int V = m->cfg.vocab_size;
     if (n == 1)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, V, C, 1.0f, m->p.wte, C, c->ln, 1, 0.0f, logits,

@@ -3,6 +3,7 @@
  * workspace planned before the loops start. */
 #include "attention.h"
 #include "decode.h"
+#include "keep.h"
 #include "dropout.h"
 #include "kernels.h"
 #include "lm_head.h"
@@ -215,8 +216,14 @@ int klc_model_run_forward(klc_model *m, const klc_seqs *s, const klc_forward_opt
      * a gradient on its hidden state. */
     const int trim_last =
         !(o && o->hidden) && ((mode == KLC_LM_LOGPROBS && !training) || mode == KLC_LM_FUSED_GRAD);
+    /* On-policy, decoding may have kept this batch's activations: then only the LM head
+     * and the backward remain. Any other forward overwrites them. */
+    int reuse = mode == KLC_LM_FUSED_GRAD && trim_last &&
+                !(o && (o->flags & KLC_FORWARD_DROPOUT)) && klc_keep_matches(m, s);
+    if (!reuse) klc_keep_drop(m);
     klc_ws_shape need = shape_of(m, s, training, trim_last);
     KLC_TRY(klc_workspace_ensure(m, &need));
+    reuse = reuse && m->kept.state == KLC_KEPT_READY; /* not if the workspace had to grow */
     /* Only the modes that form a gradient need the gradient block; prefill (KLC_LM_NONE) on
      * a frozen model must not allocate one. */
     const int grad_mode = mode == KLC_LM_FUSED_GRAD || mode == KLC_LM_RECOMPUTE_GRAD;
@@ -233,15 +240,20 @@ int klc_model_run_forward(klc_model *m, const klc_seqs *s, const klc_forward_opt
         m->fwd_dropout = o->dropout;
     }
     const int64_t R = need.rows;
-    embed_forward(m, a, s, &d);
-    float *x = a->encoded;
-    for (int l = 0; l < m->cfg.n_layer; l++) {
-        klc_layer_acts *L = training ? &a->layers[l] : &a->layers[0];
-        block_forward(m, l, a, L, x, R, s->n_seq, &d, training);
-        if (training) x = L->res3;
+    if (!reuse) {
+        embed_forward(m, a, s, &d);
+        float *x = a->encoded;
+        for (int l = 0; l < m->cfg.n_layer; l++) {
+            klc_layer_acts *L = training ? &a->layers[l] : &a->layers[0];
+            block_forward(m, l, a, L, x, R, s->n_seq, &d, training);
+            if (training) x = L->res3;
+        }
+        klc_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, m->p.ln_f_w, m->p.ln_f_b, R,
+                              m->cfg.n_embd, m->cfg.layer_norm_eps);
+    } else {
+        m->kept.reuses++;
+        klc_keep_drop(m); /* used once: the backward below is this batch's */
     }
-    klc_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, m->p.ln_f_w, m->p.ln_f_b, R,
-                          m->cfg.n_embd, m->cfg.layer_norm_eps);
     klc_lm_head(m, a, R, mode, on, sm, training ? a->dres : NULL);
     write_outputs(m, a, s, o);
     m->fwd_valid = training;

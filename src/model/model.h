@@ -30,6 +30,16 @@ typedef struct klc_workspace {
     struct klc_activations *acts; /* views into block (model_forward.c) */
 } klc_workspace;
 
+/* Activations that decoding kept for the next fused forward/backward on the same batch
+ * (KLC_SAMPLE_KEEP_ACTIVATIONS, keep.h). */
+typedef enum { KLC_KEPT_NONE, KLC_KEPT_FILLING, KLC_KEPT_READY } klc_kept_state;
+typedef struct klc_kept {
+    klc_kept_state state;
+    int32_t n_seq, stride; /* while filling: position t of sequence i is row i*stride + t */
+    uint64_t params_hash;  /* of the parameters the activations were computed with */
+    int64_t reuses;        /* forward/backward calls that used kept activations */
+} klc_kept;
+
 struct klc_model {
     klc_alloc_ctx alloc;
     klc_model_options cfg; /* allocator field is NULL */
@@ -49,6 +59,7 @@ struct klc_model {
     klc_rng fwd_dropout;
     /* Set during klc_model_prefill: the inference forward stores keys and values here. */
     klc_kv_cache *prefill_cache;
+    klc_kept kept;
 };
 
 /* Validates a configuration; the message names the offending field. */

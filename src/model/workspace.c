@@ -72,6 +72,8 @@ static void lay_out(const klc_model_options *cfg, const klc_ws_shape *s, klc_act
     a->len = carve(c, sizeof(int32_t) * (size_t)s->n_seq);
     a->row_target = carve(c, sizeof(int32_t) * (size_t)R);
     a->row_index = carve(c, sizeof(int64_t) * (size_t)R);
+    a->kept_tokens = s->training ? carve(c, sizeof(int32_t) * (size_t)s->n_seq * s->tmax) : NULL;
+    a->kept_len = s->training ? carve(c, sizeof(int32_t) * (size_t)s->n_seq) : NULL;
 }
 
 void klc_workspace_bytes(const klc_model_options *cfg, const klc_ws_shape *s, size_t *activations,
@@ -144,6 +146,7 @@ int klc_workspace_ensure(klc_model *m, const klc_ws_shape *need) {
     a->cap = want;
     /* The old buffers go only once the new ones exist: a failure above changed nothing. */
     klc_workspace_free(m);
+    m->kept.state = KLC_KEPT_NONE;
     w->acts = a;
     w->block = (float *)block;
     w->bytes = measure.used;

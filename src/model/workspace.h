@@ -51,6 +51,8 @@ typedef struct klc_activations {
     int32_t *len;                        /* [n_seq] */
     int32_t *row_target;                 /* [R] next token, or -1 */
     int64_t *row_index;                  /* [R] index into the padded [n_seq*max_len] layout */
+    /* The batch kept activations belong to (training): tokens [n_seq, tmax], lengths. */
+    int32_t *kept_tokens, *kept_len;
 } klc_activations;
 
 /* Ensures capacity for `need` (grows once, at the call's start). */

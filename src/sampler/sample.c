@@ -1,11 +1,16 @@
-/* klc_sampler_sample: rounds of up to max_rows sequences; each round prefills its prompts
- * in one batched forward, then alternates a draw for every running row with one decode of
- * the rows still running. */
+/* klc_sampler_sample: rounds of up to max_rows sequences; each round runs its prompts
+ * through the model (position by position through decoding when they all have one length,
+ * in one batched prefill otherwise), then alternates a draw for every running row with one
+ * decode of the rows still running. */
 #include "draw.h"
 #include "sampler.h"
 
+#include "model/decode.h"
+#include "model/keep.h"
+
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <string.h>
 
 /* Below this much work (rows x vocabulary) a step's draws run on one thread. */
@@ -17,7 +22,8 @@ int klc_sample_options_init(klc_sample_options *o, uint32_t version) {
         return klc_fail(KLC_ERR_INVALID_ARGUMENT,
                         "klc_sample_options_init: unknown version %u (this library knows 1..%d)",
                         version, KLC_SAMPLE_OPTIONS_VERSION);
-    memset(o, 0, sizeof *o);
+    /* A caller compiled against version 1 has a shorter struct: write only its fields. */
+    memset(o, 0, version >= 2 ? sizeof *o : offsetof(klc_sample_options, flags));
     o->version = version;
     klc_rng_init(&o->rng, 0, KLC_STREAM_SAMPLE);
     o->temperature = 1.0;
@@ -34,9 +40,23 @@ typedef struct plan {
     int32_t n_seq, max_len; /* max_len: the tighter of the sampler's and the batch's */
     int32_t max_new;        /* 0: no limit but max_len */
     int32_t eos;
+    /* Prompts all of one length go through decoding position by position (so that their
+     * activations can be kept), others through one batched prefill. Which way does not
+     * depend on keeping: the flag never changes what is sampled. */
+    int same_prompt_len;
+    int32_t prompt_len; /* when same_prompt_len */
+    int keep;           /* KLC_SAMPLE_KEEP_ACTIVATIONS asked for (and, later, possible) */
 } plan;
 
 #define FAIL(...) klc_fail(KLC_ERR_INVALID_ARGUMENT, "klc_sampler_sample: " __VA_ARGS__)
+
+/* The context sequence i of the call continues. */
+static int32_t context_of(const klc_sample_options *o, int32_t i) {
+    const klc_seqs *c = o->contexts;
+    const int64_t sample = o->first_sample + i;
+    return o->context_ids ? o->context_ids[i]
+                          : (int32_t)(((sample % c->n_seq) + c->n_seq) % c->n_seq);
+}
 
 static int check_prompts(const klc_sampler *s, const klc_sample_options *o, int32_t n_seq,
                          int32_t max_len) {
@@ -114,11 +134,23 @@ static int make_plan(const klc_sampler *s, const klc_sample_options *o, int32_t 
     p->max_len = max_len;
     p->max_new = o->max_new_tokens;
     p->eos = o->eos_id;
+    const uint32_t flags = o->version >= 2 ? o->flags : 0;
+    if (flags & ~(uint32_t)KLC_SAMPLE_KEEP_ACTIVATIONS)
+        return FAIL("flags = 0x%x has unknown bits", flags);
+    p->same_prompt_len = 1;
+    p->prompt_len = 1;
+    if (o->contexts)
+        for (int32_t i = 0; i < n_seq && p->same_prompt_len; i++) {
+            const int32_t len = o->contexts->lengths[context_of(o, i)];
+            if (i == 0) p->prompt_len = len;
+            p->same_prompt_len = len == p->prompt_len;
+        }
+    p->keep = (flags & KLC_SAMPLE_KEEP_ACTIVATIONS) && p->same_prompt_len;
     return KLC_OK;
 }
 
 /* Starts sequence i of the batch in round row j: its prompt goes into the batch and into
- * the round's prefill buffer. */
+ * the round's prompt buffer. */
 static void start_sequence(klc_sampler *s, const klc_sample_options *o, const plan *p, klc_batch *b,
                            int32_t i, int32_t j) {
     const int64_t sample = o->first_sample + i;
@@ -126,8 +158,7 @@ static void start_sequence(klc_sampler *s, const klc_sample_options *o, const pl
     const int32_t *src = &o->bos_id;
     if (o->contexts) {
         const klc_seqs *c = o->contexts;
-        ctx = o->context_ids ? o->context_ids[i]
-                             : (int32_t)(((sample % c->n_seq) + c->n_seq) % c->n_seq);
+        ctx = context_of(o, i);
         len = c->lengths[ctx];
         src = c->tokens + (int64_t)ctx * c->max_len;
     }
@@ -200,22 +231,52 @@ static int numeric_failure(const klc_sampler *s, const klc_batch *b, int32_t n) 
     return KLC_OK;
 }
 
+/* Where the active rows' activations go when keeping: position t of sequence i is
+ * workspace row i*stride + t (keep.h); the token each row feeds sits at length - 1. */
+static const int64_t *keep_dest(klc_sampler *s, const klc_batch *b, int32_t n, int32_t fed_at) {
+    const int64_t S = s->model->kept.stride;
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t i = s->row_seq[s->active[j]];
+        s->keep_dest[j] = (int64_t)i * S + (fed_at >= 0 ? fed_at : b->lengths[i] - 1);
+    }
+    return s->keep_dest;
+}
+
+/* Prompts of one length through decoding, one position at a time for every row, so that
+ * their activations can be kept too. */
+static int feed_prompts(klc_sampler *s, const plan *p, const klc_batch *b, int32_t nr) {
+    for (int32_t t = 0; t < p->prompt_len; t++) {
+        for (int32_t j = 0; j < nr; j++) s->feed[j] = s->prompt_tokens[j * s->max_prompt_len + t];
+        const int st = klc_decode_run(s->model, s->cache, nr, s->active, s->feed,
+                                      t + 1 == p->prompt_len ? s->logits : NULL,
+                                      p->keep ? keep_dest(s, b, nr, t) : NULL);
+        if (st != KLC_OK) return klc_fail_context(st, "klc_sampler_sample: decode: ");
+    }
+    return KLC_OK;
+}
+
 static int run_round(klc_sampler *s, const klc_sample_options *o, const plan *p, klc_batch *b,
                      int32_t first, int32_t nr) {
     for (int32_t j = 0; j < nr; j++) start_sequence(s, o, p, b, first + j, j);
     KLC_TRY(klc_kv_cache_reset(s->cache));
-    const klc_seqs prompts = {nr,  s->max_prompt_len, s->prompt_tokens, s->prompt_lengths, NULL,
-                              NULL};
-    int st = klc_model_prefill(s->model, s->cache, &prompts, s->logits);
-    if (st != KLC_OK) return klc_fail_context(st, "klc_sampler_sample: prefill: ");
     int32_t n = nr;
     for (int32_t j = 0; j < nr; j++) s->active[j] = j;
+    int st;
+    if (p->same_prompt_len) {
+        KLC_TRY(feed_prompts(s, p, b, nr));
+    } else {
+        const klc_seqs prompts = {nr,  s->max_prompt_len, s->prompt_tokens, s->prompt_lengths, NULL,
+                                  NULL};
+        st = klc_model_prefill(s->model, s->cache, &prompts, s->logits);
+        if (st != KLC_OK) return klc_fail_context(st, "klc_sampler_sample: prefill: ");
+    }
     for (;;) {
         draw_rows(s, o, p, b, n);
         KLC_TRY(numeric_failure(s, b, n));
         n = apply_draws(s, p, b, n);
         if (n == 0) return KLC_OK;
-        st = klc_model_decode(s->model, s->cache, n, s->active, s->feed, s->logits);
+        const int64_t *dest = p->keep ? keep_dest(s, b, n, -1) : NULL;
+        st = klc_decode_run(s->model, s->cache, n, s->active, s->feed, s->logits, dest);
         if (st != KLC_OK) return klc_fail_context(st, "klc_sampler_sample: decode: ");
     }
 }
@@ -229,14 +290,17 @@ int klc_sampler_sample(klc_sampler *s, const klc_sample_options *o, int32_t n_se
     b->n_seq = 0;
     b->flags = 0;
     klc_batch_reset_slots(b, n_seq);
+    if (p.keep) p.keep = klc_keep_begin(s->model, n_seq, p.max_len);
     for (int32_t first = 0; first < n_seq; first += s->max_rows) {
         const int32_t nr = n_seq - first < s->max_rows ? n_seq - first : s->max_rows;
         const int st = run_round(s, o, &p, b, first, nr);
         if (st != KLC_OK) {
             klc_batch_reset_slots(b, n_seq);
+            if (p.keep) klc_keep_drop(s->model);
             return st;
         }
     }
+    if (p.keep) klc_keep_finish(s->model, b->tokens, b->lengths, n_seq, b->max_len);
     b->n_seq = n_seq;
     b->flags = KLC_BATCH_HAS_LOGQ | (p.full_support ? KLC_BATCH_FULL_SUPPORT : 0u);
     return KLC_OK;

@@ -67,7 +67,7 @@ int klc_sampler_create(klc_model *m, const klc_sampler_options *o, klc_sampler *
     const size_t sz_prompts = round64(R * (size_t)plen * sizeof(int32_t));
     const size_t sz_row = round64(R * sizeof(int32_t));
     const size_t sz_rowd = round64(R * sizeof(double));
-    const size_t total = sz_logits + sz_cands + sz_work + sz_prompts + 6 * sz_row + sz_rowd +
+    const size_t total = sz_logits + sz_cands + sz_work + sz_prompts + 6 * sz_row + 2 * sz_rowd +
                          round64(R * sizeof(int));
     /* Reserve the model's buffers for the largest prefill first: it is the step most
      * likely to fail for lack of memory, and it changes nothing the model computes. */
@@ -98,6 +98,7 @@ int klc_sampler_create(klc_model *m, const klc_sampler_options *o, klc_sampler *
     s->cands = (klc_cand *)p, p += sz_cands;
     s->work = (float *)p, p += sz_work;
     s->drawn_lp = (double *)p, p += sz_rowd;
+    s->keep_dest = (int64_t *)p, p += sz_rowd;
     s->prompt_tokens = (int32_t *)p, p += sz_prompts;
     s->prompt_lengths = (int32_t *)p, p += sz_row;
     s->row_seq = (int32_t *)p, p += sz_row;

@@ -25,6 +25,7 @@ struct klc_sampler {
     int32_t *feed;      /* the token each active row feeds to the next decode */
     int32_t *drawn;     /* the token drawn for each active row */
     double *drawn_lp;   /* and its log-probability */
+    int64_t *keep_dest; /* per active row: its workspace row, when keeping activations */
     int *status;        /* per active row: KLC_OK or KLC_ERR_NUMERIC */
     void *block;
     size_t bytes;

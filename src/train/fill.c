@@ -72,6 +72,11 @@ int tr_fill(klc_trainer *t, tr_batch *tb, klc_sampler *sampler, int32_t n, uint6
         so.temperature = t->o.temperature;
         so.top_k = t->o.top_k;
         so.top_p = t->o.top_p;
+        /* On-policy with the whole batch in one forward/backward: the policy's decoding
+         * keeps its activations for the gradient, which then skips its forward. */
+        const int whole = t->o.micro_batch == 0 || t->o.micro_batch >= n;
+        if (!t->q && whole && !(t->needs & KLC_NEED_OWN_UPDATES))
+            so.flags |= KLC_SAMPLE_KEEP_ACTIVATIONS;
     }
     klc_batch *b = tb->b;
     KLC_TRY(draw(t, tb, sampler, &so, n));
