@@ -185,3 +185,19 @@ KLC_HOT float klc_row_logsumexp(const float *row, int V) {
     for (int i = 0; i < V; i++) s += klc_fast_expf(row[i] - mx);
     return mx + logf(s);
 }
+
+KLC_HOT float klc_row_softmax_scaled(float *row, int V, float scale) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < V; i++) {
+        row[i] = klc_fast_expf(row[i] - mx);
+        s += row[i];
+    }
+    const float f = scale / s;
+#pragma omp simd
+    for (int i = 0; i < V; i++) row[i] *= f;
+    return mx + logf(s);
+}

@@ -68,5 +68,8 @@ void klc_mul_inplace(float *a, const float *b, int64_t n);
 
 /* Log-softmax helpers for one row of logits. Returns logsumexp(row[0..V-1]). */
 float klc_row_logsumexp(const float *row, int V);
+/* row <- scale * softmax(row), with one exponential per element; returns the row's
+ * logsumexp (as klc_row_logsumexp computes it). */
+float klc_row_softmax_scaled(float *row, int V, float scale);
 
 #endif

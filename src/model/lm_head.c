@@ -26,26 +26,34 @@ void klc_lm_head(klc_model *m, klc_activations *a, int64_t R, klc_lm_mode mode,
             const int64_t r = r0 + i;
             float *row = logits + (int64_t)i * V;
             const int32_t target = a->row_target[r];
-            float lse;
-            if (mode == KLC_LM_RECOMPUTE_GRAD) {
-                lse = a->lse[r];
-            } else {
-                lse = klc_row_logsumexp(row, V);
-                a->lse[r] = lse;
-                a->token_lp[r] = target >= 0 ? row[target] - lse : 0.0f;
-            }
-            if (!grad) continue;
             float on = 0.0f, sm = 0.0f;
-            if (target >= 0) {
+            if (grad && target >= 0) {
                 const int64_t k = a->row_index[r];
                 on = onehot_coef ? onehot_coef[k] : 0.0f;
                 sm = softmax_coef ? softmax_coef[k] : 0.0f;
             }
-            if (sm == 0.0f) {
-                memset(row, 0, sizeof(float) * (size_t)V);
+            if (mode == KLC_LM_FUSED_GRAD && sm != 0.0f) {
+                /* The log-softmax and the gradient's softmax from one exponential each. */
+                const float y = target >= 0 ? row[target] : 0.0f;
+                const float lse = klc_row_softmax_scaled(row, V, sm);
+                a->lse[r] = lse;
+                a->token_lp[r] = target >= 0 ? y - lse : 0.0f;
             } else {
+                float lse;
+                if (mode == KLC_LM_RECOMPUTE_GRAD) {
+                    lse = a->lse[r];
+                } else {
+                    lse = klc_row_logsumexp(row, V);
+                    a->lse[r] = lse;
+                    a->token_lp[r] = target >= 0 ? row[target] - lse : 0.0f;
+                }
+                if (!grad) continue;
+                if (sm == 0.0f) {
+                    memset(row, 0, sizeof(float) * (size_t)V);
+                } else {
 #pragma omp simd
-                for (int j = 0; j < V; j++) row[j] = sm * klc_fast_expf(row[j] - lse);
+                    for (int j = 0; j < V; j++) row[j] = sm * klc_fast_expf(row[j] - lse);
+                }
             }
             if (target >= 0) row[target] += on;
             any_grad |= (sm != 0.0f || on != 0.0f);
