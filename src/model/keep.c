@@ -52,6 +52,8 @@ int klc_keep_begin(klc_model *m, int32_t n_seq, int32_t max_len) {
 }
 
 void klc_keep_rows(float *dst, int64_t width, const float *src, const int64_t *dest, int32_t n) {
+    /* Memory-bound copies to rows far apart: worth a second thread once they are long. */
+#pragma omp parallel for schedule(static) if ((int64_t)n * width >= 8192)
     for (int32_t j = 0; j < n; j++)
         memcpy(dst + dest[j] * width, src + (int64_t)j * width, sizeof(float) * (size_t)width);
 }
