@@ -9,7 +9,10 @@ a token, 2 FLOPs per multiply-add: one forward (2 P per position, P = the parame
 products, 12 L C^2 + V C) for sampling and for scoring, three forwards' worth for the
 forward/backward; attention's products (under 1% at 40 tokens) are left out. The
 yardstick is klc's timing of the forward/backward's products through cblas_sgemm in the
-same process (bench/sgemm_yardstick.h)."""
+same process (bench/sgemm_yardstick.h). These are the products of the step as PyTorch
+computes it: klc's forward/backward skips the forward through the blocks (its sampler
+kept those activations), so its rate there counts work it did not do and can exceed the
+sgemm rate."""
 import json
 import statistics
 import sys
