@@ -253,6 +253,16 @@ int klc_decode_run(klc_model *m, klc_kv_cache *c, int32_t n, const int32_t *rows
             const int pos = c->len[row];
             const float *q = c->qkv + (int64_t)j * 3 * C + h * hs;
             float *K = cache_k(c, l, row, h), *V = cache_v(c, l, row, h);
+            if (it + 1 < (int64_t)n * H) { /* the next item's cache, while this one computes */
+                const int jn = (int)((it + 1) / H), hn = (int)((it + 1) % H);
+                const char *kn = (const char *)cache_k(c, l, rows[jn], hn);
+                const char *vn = (const char *)cache_v(c, l, rows[jn], hn);
+                const int64_t bytes = (int64_t)(c->len[rows[jn]] + 1) * hs * (int64_t)sizeof(float);
+                for (int64_t o = 0; o < bytes; o += 64) {
+                    __builtin_prefetch(kn + o);
+                    __builtin_prefetch(vn + o);
+                }
+            }
             memcpy(K + (int64_t)pos * hs, q + C, sizeof(float) * (size_t)hs);
             memcpy(V + (int64_t)pos * hs, q + 2 * C, sizeof(float) * (size_t)hs);
             float *att = L ? klc_keep_att_row(m, l, (int32_t)(keep[j] / stride), h,
