@@ -1,6 +1,10 @@
 #include "keep.h"
 
+#include <stdint.h>
 #include <string.h>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 
 /* A 64-bit hash of the parameters, to tell whether they changed since decoding: four
  * independent multiply-xorshift lanes over 64-bit words (about a millisecond for 5 M
@@ -51,11 +55,30 @@ int klc_keep_begin(klc_model *m, int32_t n_seq, int32_t max_len) {
     return 1;
 }
 
+/* One row, bypassing the caches when it can: the rows are read back only by the backward,
+ * long after the cache has moved on, and streaming stores save reading each line before
+ * writing it. */
+static void copy_row(float *dst, const float *src, int64_t width) {
+#ifdef __SSE__
+    if (width % 4 == 0 && ((uintptr_t)dst & 15) == 0) {
+        for (int64_t k = 0; k < width; k += 4) _mm_stream_ps(dst + k, _mm_loadu_ps(src + k));
+        return;
+    }
+#endif
+    memcpy(dst, src, sizeof(float) * (size_t)width);
+}
+
 void klc_keep_rows(float *dst, int64_t width, const float *src, const int64_t *dest, int32_t n) {
     /* Memory-bound copies to rows far apart: worth a second thread once they are long. */
-#pragma omp parallel for schedule(static) if ((int64_t)n * width >= 8192)
-    for (int32_t j = 0; j < n; j++)
-        memcpy(dst + dest[j] * width, src + (int64_t)j * width, sizeof(float) * (size_t)width);
+#pragma omp parallel if ((int64_t)n * width >= 8192)
+    {
+#pragma omp for schedule(static)
+        for (int32_t j = 0; j < n; j++)
+            copy_row(dst + dest[j] * width, src + (int64_t)j * width, width);
+#ifdef __SSE__
+        _mm_sfence(); /* each thread's streaming stores are weakly ordered */
+#endif
+    }
 }
 
 float *klc_keep_att_row(const klc_model *m, int layer, int32_t i, int h, int32_t t) {
